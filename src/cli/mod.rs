@@ -1,0 +1,129 @@
+//! The command line (clap): `hygrocast serve`, `hygrocast migrate`, and the admin commands.
+//! Every command shares the configuration and the database of `serve`.
+
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::{Database, Role};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hygrocast",
+    version,
+    about = "Humidity forecasting server: ingestion, per-sensor models, monitoring and pages in one binary",
+    long_about = "hygrocast ingests humidity readings from sensors over HTTP, retrains a forecasting \
+                  model per sensor on a schedule, watches how its forecasts perform and serves \
+                  forecast pages. With no database.url it runs its own PostgreSQL under database.data_dir."
+)]
+pub struct Cli {
+    /// Configuration file (default: ./config.toml when present). Settings can also be
+    /// overridden with HYGROCAST_<SECTION>__<KEY> environment variables.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTP API and pages, scheduler, and (by default) the private PostgreSQL.
+    ///
+    /// Applies pending migrations first. Stops gracefully on Ctrl-C or SIGTERM: in-flight
+    /// requests finish, then the private PostgreSQL (if hygrocast started it) is stopped.
+    Serve,
+    /// Apply pending database migrations and exit.
+    ///
+    /// Safe to run while other hygrocast processes start: migrators take an advisory lock
+    /// and each migration is applied exactly once.
+    Migrate,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("hygrocast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hygrocast: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "command failed");
+            eprintln!("hygrocast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error that ends a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> {
+    match command {
+        Command::Serve => serve::run(settings).await,
+        Command::Migrate => {
+            let db = Database::open(&settings.database, Role::Command).await?;
+            let result = db.migrate().await;
+            db.close().await;
+            let applied = result?;
+            if applied.is_empty() {
+                println!(
+                    "database is up to date (schema version {})",
+                    crate::db::migrate::latest_version()
+                );
+            } else {
+                println!("applied migrations {applied:?}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs an admin command against the shared database (migrated), then closes it: a private
+/// cluster the command had to start is stopped again.
+#[allow(dead_code)] // the admin subcommands of the next issues use it
+pub(crate) async fn with_database<F, Fut>(settings: &Settings, f: F) -> Result<(), CliError>
+where
+    F: FnOnce(Arc<Database>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CliError>>,
+{
+    let db = Arc::new(Database::open(&settings.database, Role::Command).await?);
+    let result = match db.migrate().await {
+        Ok(_) => f(db.clone()).await,
+        Err(e) => Err(e.into()),
+    };
+    match Arc::try_unwrap(db) {
+        Ok(db) => db.close().await,
+        Err(_) => tracing::warn!("database handle still in use at exit"),
+    }
+    result
+}

@@ -1,0 +1,366 @@
+//! Settings: built-in defaults, then `config.toml`, then `HYGROCAST_<SECTION>__<KEY>`
+//! environment overrides, validated once at start-up.
+//!
+//! Every setting is documented with its default in the top-level `config.toml`; the
+//! defaults here must stay in step with it (a test parses that file and compares).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment overrides: `HYGROCAST_DATABASE__URL` sets `database.url`.
+pub const ENV_PREFIX: &str = "HYGROCAST_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// Path prefix under which a reverse proxy publishes hygrocast (e.g. "/hygrocast");
+    /// empty when served at the root. Only generated links carry it: the proxy strips it.
+    pub base_path: String,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            base_path: String::new(),
+            shutdown_timeout_secs: 30,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// PostgreSQL connection URL. Empty: hygrocast runs its own private cluster in `data_dir`.
+    pub url: String,
+    /// Directory of the embedded cluster (and its Unix socket).
+    pub data_dir: PathBuf,
+    /// Unprivileged user that owns and runs the embedded cluster when hygrocast runs as
+    /// root (PostgreSQL refuses to run as root). Empty: `postgres` if it exists, else `nobody`.
+    pub embedded_user: String,
+    /// Maximum connections in the pool.
+    pub pool_size: usize,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            data_dir: PathBuf::from("./data"),
+            embedded_user: String::new(),
+            pool_size: 16,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `hygrocast=debug,actix_web=info`;
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Retrain every sensor with new data (6 fields: sec min hour day-of-month month day-of-week).
+    pub retrain_cron: String,
+    pub retrain_enabled: bool,
+    /// Score live forecasts against the readings that arrived, and retrain on drift.
+    pub monitor_cron: String,
+    pub monitor_enabled: bool,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            retrain_cron: "0 0 3 * * *".into(),
+            retrain_enabled: true,
+            monitor_cron: "0 5 * * * *".into(),
+            monitor_enabled: true,
+        }
+    }
+}
+
+/// Parses a cron expression exactly as tokio-cron-scheduler will (seconds field required).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    croner::Cron::new(expr)
+        .with_seconds_required()
+        .with_dom_and_dow()
+        .parse()
+        .map_err(|e| {
+            format!(
+                "`{expr}` is not a 6-field cron expression (sec min hour day month weekday): {e}"
+            )
+        })
+}
+
+/// A configuration problem, naming where it came from and which key is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid setting `{key}` (from {origin}): {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Loads settings the way the binary does: `path` if given (it must exist), else
+    /// `./config.toml` if present, else defaults; then overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => {
+                let default = PathBuf::from("config.toml");
+                default.exists().then_some(default)
+            }
+        };
+        let mut settings = match &file {
+            Some(p) => Self::from_file(p)?,
+            None => Settings::default(),
+        };
+        let overridden = settings.apply_env(env)?;
+        let origin_of = |key: &str| -> String {
+            match overridden.iter().find(|(k, _)| k == key) {
+                Some((_, var)) => format!("environment variable {var}"),
+                None => match &file {
+                    Some(p) => format!("config file {}", p.display()),
+                    None => "built-in default".into(),
+                },
+            }
+        };
+        settings.validate(&origin_of)?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Applies `HYGROCAST_SECTION__KEY=value` overrides; returns which keys each variable set.
+    fn apply_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut overrides: Vec<(String, String, String)> = env
+            .into_iter()
+            .filter_map(|(var, value)| {
+                let rest = var.strip_prefix(ENV_PREFIX)?;
+                let (section, key) = rest.split_once("__")?;
+                Some((
+                    var.clone(),
+                    format!("{}.{}", section.to_lowercase(), key.to_lowercase()),
+                    value,
+                ))
+            })
+            .collect();
+        if overrides.is_empty() {
+            return Ok(Vec::new());
+        }
+        overrides.sort();
+        let mut tree = toml::Value::try_from(&*self).map_err(|e| ConfigError::Env {
+            var: "(all)".into(),
+            message: e.to_string(),
+        })?;
+        for (var, dotted, raw) in &overrides {
+            let (section, key) = dotted.split_once('.').unwrap_or((dotted, ""));
+            let env_err = |message: String| ConfigError::Env {
+                var: var.clone(),
+                message,
+            };
+            let table = tree
+                .get_mut(section)
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| env_err(format!("unknown section `{section}`")))?;
+            let current = table
+                .get(key)
+                .ok_or_else(|| env_err(format!("unknown key `{dotted}`")))?;
+            let value =
+                env_value_like(current, raw).map_err(|m| env_err(format!("{dotted}: {m}")))?;
+            table.insert(key.to_string(), value);
+        }
+        *self = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env {
+                var: overrides
+                    .iter()
+                    .map(|(v, _, _)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        Ok(overrides
+            .into_iter()
+            .map(|(var, key, _)| (key, var))
+            .collect())
+    }
+
+    /// Checks what types alone cannot: addresses, URLs, paths, cron expressions.
+    fn validate(&self, origin_of: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            origin: origin_of(key),
+            message,
+        };
+        SocketAddr::from_str(&self.server.bind).map_err(|e| {
+            invalid(
+                "server.bind",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080 ({e})",
+                    self.server.bind
+                ),
+            )
+        })?;
+        let bp = &self.server.base_path;
+        if !bp.is_empty() && (!bp.starts_with('/') || bp.ends_with('/') || bp.contains("//")) {
+            return Err(invalid(
+                "server.base_path",
+                format!(
+                    "`{bp}` must be empty or start with `/` and not end with one, e.g. /hygrocast"
+                ),
+            ));
+        }
+        if !self.database.url.is_empty() {
+            validate_database_url(&self.database.url).map_err(|m| invalid("database.url", m))?;
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1".into()));
+        }
+        if self.database.data_dir.as_os_str().is_empty() {
+            return Err(invalid("database.data_dir", "must not be empty".into()));
+        }
+        for (key, expr) in [
+            ("scheduler.retrain_cron", &self.scheduler.retrain_cron),
+            ("scheduler.monitor_cron", &self.scheduler.monitor_cron),
+        ] {
+            parse_cron(expr).map_err(|m| invalid(key, m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses an environment value as the same TOML type as the setting it replaces, so
+/// `HYGROCAST_DATABASE__POOL_SIZE=8` is a number and `HYGROCAST_SERVER__BIND=...` a string.
+fn env_value_like(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value;
+    Ok(match current {
+        Value::String(_) => Value::String(raw.to_string()),
+        Value::Integer(_) => Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("`{raw}` is not an integer"))?,
+        ),
+        Value::Float(_) => Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("`{raw}` is not a number"))?,
+        ),
+        Value::Boolean(_) => Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(format!("`{raw}` is not true or false")),
+        }),
+        Value::Array(_) => {
+            let parsed: toml::Table = toml::from_str(&format!("v = {raw}"))
+                .map_err(|_| format!("`{raw}` is not a TOML array like [\"a\", \"b\"]"))?;
+            parsed.get("v").cloned().ok_or("missing value")?
+        }
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+/// Checks a `postgres://` URL (or key=value conninfo) and says what is wrong with it.
+pub fn validate_database_url(url: &str) -> Result<(), String> {
+    if url.contains("://") {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| format!("`{}` is not a valid URL ({e})", redact(url)))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "scheme `{}` is not postgres:// or postgresql://",
+                parsed.scheme()
+            ));
+        }
+    }
+    tokio_postgres::Config::from_str(url)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "`{}` is not a PostgreSQL connection string ({e})",
+                redact(url)
+            )
+        })
+}
+
+/// Hides a password in a connection URL before it reaches a message or a log.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

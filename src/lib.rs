@@ -1,0 +1,14 @@
+//! hygrocast: one binary that ingests humidity readings, forecasts them per sensor,
+//! keeps the models honest over time and shows it all on server-rendered pages.
+//!
+//! The binary is a thin shell over this library so that tests can drive every part of it.
+//! See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod ingest;
+pub mod simulate;
+pub mod telemetry;
+pub mod web;

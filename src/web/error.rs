@@ -1,0 +1,99 @@
+//! Typed errors of the HTTP layer and how each maps to a status and a JSON body.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+
+/// An error a handler returns; its variant decides the status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The database or a queue is unavailable; the client should retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut res = HttpResponse::build(status);
+        match self {
+            ApiError::Unavailable(_) => {
+                res.insert_header(("Retry-After", "5"));
+            }
+            ApiError::Unauthorized(_) => {
+                res.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
+        }
+        // Internal details stay in the log, not in the response.
+        let message = match self {
+            ApiError::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        res.json(json!({"error": message, "status": status.as_u16()}))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::Unavailable(format!("database unavailable: {e}"))
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() || e.as_db_error().is_none() {
+            ApiError::Unavailable(format!("database unavailable: {e}"))
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+/// Turns actix's JSON extractor errors into our JSON error shape.
+pub fn json_error_handler(
+    err: actix_web::error::JsonPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::ContentType => {
+            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+        }
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge(err.to_string())
+        }
+        _ => ApiError::BadRequest(format!("malformed JSON: {err}")),
+    };
+    api.into()
+}
