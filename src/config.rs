@@ -20,6 +20,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub scheduler: SchedulerSettings,
+    pub forecast: ForecastSettings,
+    pub registry: RegistrySettings,
+    pub monitor: MonitorSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +123,86 @@ impl Default for SchedulerSettings {
             retrain_enabled: true,
             monitor_cron: "0 5 * * * *".into(),
             monitor_enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastSettings {
+    /// Grid step of the resampled series, seconds (readings in a step are averaged).
+    pub step_secs: i64,
+    /// Longest gap, in steps, filled by interpolation; longer gaps stay gaps.
+    pub max_fill: usize,
+    /// Steps forecast ahead (120 hourly steps = 5 days).
+    pub horizon: usize,
+    /// Length of the rolling-origin evaluation window, days.
+    pub window_days: u32,
+    /// Least history, days, before a learned model is trained; until then the
+    /// seasonal-naive baseline serves, labelled as such.
+    pub min_history_days: u32,
+    /// Most recent history, days, a training run reads.
+    pub train_days: u32,
+    /// Candidate algorithms the backtest chooses from.
+    pub candidates: Vec<String>,
+}
+
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        Self {
+            step_secs: 3600,
+            max_fill: 3,
+            horizon: 120,
+            window_days: 60,
+            min_history_days: 14,
+            train_days: 365,
+            candidates: vec![
+                "seasonal_naive".into(),
+                "ridge".into(),
+                "forest".into(),
+                "blend".into(),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// A new version replaces the champion only if its backtest MASE 1–24 h is at most
+    /// champion × (1 − min_improvement) on the same window (0 = not worse).
+    pub min_improvement: f64,
+    /// How often each replica looks for queued training runs, seconds.
+    pub poll_secs: u64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            min_improvement: 0.0,
+            poll_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSettings {
+    /// Retrain at once when the live 7-day MASE 1–24 h exceeds the champion's backtest
+    /// MASE by more than this fraction (or exceeds 1.0, worse than seasonal naive).
+    pub degradation: f64,
+    /// Least scored forecast points in the 7-day window before the drift rule applies.
+    pub min_points: i64,
+    /// After a drift retrain, hours before the rule may fire again for that sensor.
+    pub cooldown_hours: i64,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        Self {
+            degradation: 0.3,
+            min_points: 12,
+            cooldown_hours: 24,
         }
     }
 }
@@ -291,6 +374,41 @@ impl Settings {
         }
         if self.database.data_dir.as_os_str().is_empty() {
             return Err(invalid("database.data_dir", "must not be empty".into()));
+        }
+        if self.forecast.step_secs <= 0 || 86_400 % self.forecast.step_secs != 0 {
+            return Err(invalid(
+                "forecast.step_secs",
+                format!(
+                    "{} must be a positive divisor of a day (e.g. 3600)",
+                    self.forecast.step_secs
+                ),
+            ));
+        }
+        if self.forecast.horizon == 0 {
+            return Err(invalid("forecast.horizon", "must be at least 1".into()));
+        }
+        for name in &self.forecast.candidates {
+            name.parse::<crate::forecast::Algorithm>().map_err(|_| {
+                invalid(
+                    "forecast.candidates",
+                    format!(
+                        "unknown algorithm `{name}` (known: {})",
+                        crate::forecast::Algorithm::ALL.map(|a| a.name()).join(", ")
+                    ),
+                )
+            })?;
+        }
+        if !(0.0..1.0).contains(&self.registry.min_improvement) {
+            return Err(invalid(
+                "registry.min_improvement",
+                "must be in [0, 1)".into(),
+            ));
+        }
+        if self.monitor.degradation < 0.0 || !self.monitor.degradation.is_finite() {
+            return Err(invalid(
+                "monitor.degradation",
+                "must be a non-negative number".into(),
+            ));
         }
         for (key, expr) in [
             ("scheduler.retrain_cron", &self.scheduler.retrain_cron),

@@ -1,7 +1,10 @@
 //! The command line (clap): `hygrocast serve`, `hygrocast migrate`, and the admin commands.
 //! Every command shares the configuration and the database of `serve`.
 
+mod evaluate;
+mod models;
 mod serve;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +46,16 @@ pub enum Command {
     /// Safe to run while other hygrocast processes start: migrators take an advisory lock
     /// and each migration is applied exactly once.
     Migrate,
+    /// Train models now (the backtest picks the algorithm; the promotion rule decides
+    /// whether the new version becomes the champion).
+    Train(models::TrainArgs),
+    /// Inspect and manage model versions: list, show, promote, rollback.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Write a training run's exact training series as CSV and verify its digest.
+    Export(models::ExportArgs),
+    /// Backtest forecasting models on a CSV series and print their scores (offline; no database).
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Entry point of the binary.
@@ -90,6 +103,10 @@ pub enum CliError {
 async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> {
     match command {
         Command::Serve => serve::run(settings).await,
+        Command::Train(args) => models::train(settings, args).await,
+        Command::Models(cmd) => models::models(settings, cmd).await,
+        Command::Export(args) => models::export(settings, args).await,
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Migrate => {
             let db = Database::open(&settings.database, Role::Command).await?;
             let result = db.migrate().await;
@@ -110,7 +127,6 @@ async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> 
 
 /// Runs an admin command against the shared database (migrated), then closes it: a private
 /// cluster the command had to start is stopped again.
-#[allow(dead_code)] // the admin subcommands of the next issues use it
 pub(crate) async fn with_database<F, Fut>(settings: &Settings, f: F) -> Result<(), CliError>
 where
     F: FnOnce(Arc<Database>) -> Fut,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::cli::CliError;
 use crate::config::Settings;
 use crate::db::{Database, Role};
+use crate::scheduler::{Background, Scheduler};
 use crate::web::Application;
 
 pub async fn run(settings: Arc<Settings>) -> Result<(), CliError> {
@@ -21,8 +22,14 @@ async fn serve_with(settings: &Arc<Settings>, db: &Database) -> Result<(), CliEr
     }
     let app = Application::build(settings.clone(), db.pool.clone())
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", settings.server.bind)))?;
+    let background = Background::new(db.pool.clone(), settings.clone(), app.forecasts());
+    let scheduler = Scheduler::start(background)
+        .await
+        .map_err(CliError::Other)?;
     tracing::info!(bind = %settings.server.bind, port = app.port(), "hygrocast is serving");
-    app.run_until_signal().await?;
+    let served = app.run_until_signal().await;
     tracing::info!("HTTP server stopped");
+    scheduler.shutdown().await;
+    served?;
     Ok(())
 }

@@ -30,7 +30,10 @@ macro_rules! migration {
 }
 
 /// Every migration, in order. A test checks this list against the files in `migrations/`.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_sensors_and_readings.sql")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_sensors_and_readings.sql"),
+    migration!(2, "0002_registry.sql"),
+];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrators.
 const MIGRATION_LOCK_KEY: i64 = 0x6879_6772_6f63_6173; // "hygrocas"
@@ -93,10 +96,12 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
                 )))
             }
             Some(_) => {}
-            None => return Err(DbError::Migration(format!(
+            None => {
+                return Err(DbError::Migration(format!(
                 "the database has migration {version} ({name}), which this binary does not know: \
                      it was migrated by a newer hygrocast"
-            ))),
+            )))
+            }
         }
     }
     let mut applied = Vec::new();

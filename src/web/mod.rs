@@ -12,18 +12,22 @@ use actix_web::{web, App, HttpServer};
 use deadpool_postgres::Pool;
 
 use crate::config::Settings;
+use crate::registry::serving::ForecastCache;
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
     pub settings: Arc<Settings>,
+    /// Champions and their latest forecasts, shared with the scheduler's monitor.
+    pub forecasts: Arc<ForecastCache>,
 }
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
     port: u16,
     server: Server,
+    forecasts: Arc<ForecastCache>,
 }
 
 impl Application {
@@ -31,9 +35,11 @@ impl Application {
     pub fn build(settings: Arc<Settings>, pool: Pool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(&settings.server.bind)?;
         let port = listener.local_addr()?.port();
+        let forecasts = Arc::new(ForecastCache::new());
         let state = AppState {
             pool,
             settings: settings.clone(),
+            forecasts: forecasts.clone(),
         };
         let mut server = HttpServer::new(move || {
             App::new()
@@ -65,11 +71,20 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            forecasts,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The forecast cache of this application, to share with the scheduler.
+    pub fn forecasts(&self) -> Arc<ForecastCache> {
+        self.forecasts.clone()
     }
 
     /// A handle that stops the server (gracefully or not) from elsewhere.

@@ -307,3 +307,74 @@ pub fn init_test_logging() {
         }
     });
 }
+
+/// A conninfo string (`host=… port=… user=… dbname=…`) for a test database, for running
+/// the real binary against it through `HYGROCAST_DATABASE__URL`.
+pub fn conninfo(cfg: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let mut parts = Vec::new();
+    if let Some(host) = cfg.get_hosts().first() {
+        match host {
+            Host::Tcp(h) => parts.push(format!("host={h}")),
+            Host::Unix(p) => parts.push(format!("host={}", p.display())),
+        }
+    }
+    if let Some(port) = cfg.get_ports().first() {
+        parts.push(format!("port={port}"));
+    }
+    if let Some(user) = cfg.get_user() {
+        parts.push(format!("user={user}"));
+    }
+    if let Some(pw) = cfg.get_password() {
+        parts.push(format!("password={}", String::from_utf8_lossy(pw)));
+    }
+    if let Some(db) = cfg.get_dbname() {
+        parts.push(format!("dbname={db}"));
+    }
+    parts.join(" ")
+}
+
+/// Inserts a sensor directly (its token hash is random: these tests don't post).
+pub async fn insert_sensor(client: &tokio_postgres::Client, name: &str) -> i64 {
+    client
+        .query_one(
+            "INSERT INTO sensors (name, kind, unit, token_hash) VALUES ($1, 'humidity', '%RH', \
+             sha256(convert_to($1 || random()::text, 'UTF8'))) RETURNING id",
+            &[&name],
+        )
+        .await
+        .expect("insert sensor")
+        .get(0)
+}
+
+/// Inserts readings (ts, value) for a sensor in one statement.
+pub async fn insert_readings(
+    client: &tokio_postgres::Client,
+    sensor_id: i64,
+    readings: &[(chrono::DateTime<chrono::Utc>, f64)],
+) {
+    let ts: Vec<_> = readings.iter().map(|r| r.0).collect();
+    let vs: Vec<_> = readings.iter().map(|r| r.1).collect();
+    client
+        .execute(
+            "INSERT INTO readings (sensor_id, ts, value) SELECT $1, t, v FROM unnest($2::timestamptz[], $3::float8[]) AS x(t, v) \
+             ON CONFLICT DO NOTHING",
+            &[&sensor_id, &ts, &vs],
+        )
+        .await
+        .expect("insert readings");
+}
+
+/// `days` of simulated hourly humidity ending at `end`.
+pub fn simulated_hourly(
+    seed: u64,
+    end: chrono::DateTime<chrono::Utc>,
+    days: i64,
+) -> Vec<(chrono::DateTime<chrono::Utc>, f64)> {
+    let start = end - chrono::Duration::days(days);
+    let mut sim = hygrocast::simulate::HumiditySimulator::new(seed, start, 3600);
+    sim.readings_between(start, end)
+        .into_iter()
+        .map(|r| (r.ts(), r.value()))
+        .collect()
+}

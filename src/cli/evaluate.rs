@@ -1,0 +1,52 @@
+//! `hygrocast evaluate`: the offline backtest of a CSV series (also the forecasting benchmark).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::CliError;
+use crate::forecast::{self, Algorithm, EvaluateOptions};
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// CSV file with a timestamp column (RFC 3339) and a value column.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    #[arg(long, default_value = "ts", value_name = "NAME")]
+    pub ts_col: String,
+    #[arg(long, default_value = "value", value_name = "NAME")]
+    pub value_col: String,
+    /// Steps forecast at each origin.
+    #[arg(long, default_value_t = 120)]
+    pub horizon: usize,
+    /// Evaluation window: the last N days, origins every 24 h.
+    #[arg(long, default_value_t = 60)]
+    pub window_days: u32,
+    /// Models to score, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub models: Option<Vec<Algorithm>>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs on the calling thread: it is a CPU-bound batch job with nothing else to serve.
+pub fn run(args: EvaluateArgs) -> Result<(), CliError> {
+    let opts = EvaluateOptions {
+        csv: args.csv,
+        ts_col: args.ts_col,
+        value_col: args.value_col,
+        horizon: args.horizon,
+        window_days: args.window_days,
+        models: args.models,
+    };
+    let report = forecast::evaluate_csv(&opts).map_err(|e| CliError::Other(e.to_string()))?;
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::Other(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The rolling-origin evaluation protocol and backtest-based model selection.
+//!
+//! Protocol: with `N` steps and `P` steps per day, the first origin is
+//! `o0 = N - window_days * P`; origins are `o0, o0 + P, ...` while `o + horizon <= N`. At each
+//! origin the model is fitted on `y[0..o]` only (its intervals are calibrated inside that
+//! history too) and forecasts `y[o..o + horizon]`. MASE is scaled by the seasonal-naive MAE
+//! over `P <= t < o0`, the same for every origin. Gap targets are skipped.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::features::period_for_step;
+use super::metrics::{mase_scale, Accumulator, Metrics};
+use super::models::{Algorithm, FittedModel};
+use super::training::{fit_with, TrainOptions};
+use super::{ForecastConfig, ForecastError, Series};
+
+/// Outcome of [`select_and_fit`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Trained {
+    pub chosen: Algorithm,
+    pub model: FittedModel,
+    /// Backtest scores of every candidate that could be backtested.
+    pub reports: Vec<(Algorithm, Metrics)>,
+}
+
+/// The origins of the protocol for a series of `n` steps.
+pub(crate) fn origins(n: usize, period: usize, cfg: &ForecastConfig) -> Vec<usize> {
+    let window = cfg.window_days as usize * period;
+    // On short series the window is cut so the first origin still has a little history.
+    let min_first = cfg.min_history_steps.max(2 * period);
+    let o0 = n.saturating_sub(window).max(min_first);
+    (o0..)
+        .step_by(period.max(1))
+        .take_while(|o| o + cfg.horizon <= n)
+        .collect()
+}
+
+/// Rolling-origin backtest of `algo` on `series` (see the module docs).
+pub fn backtest(
+    series: &Series,
+    algo: Algorithm,
+    cfg: &ForecastConfig,
+) -> Result<Metrics, ForecastError> {
+    backtest_with(series, algo, cfg, &TrainOptions::default())
+}
+
+#[doc(hidden)]
+pub fn backtest_with(
+    series: &Series,
+    algo: Algorithm,
+    cfg: &ForecastConfig,
+    opts: &TrainOptions,
+) -> Result<Metrics, ForecastError> {
+    cfg.validate()?;
+    super::training::check_finite(&series.values)?;
+    let period = period_for_step(series.step_secs);
+    let origins = origins(series.len(), period, cfg);
+    let Some(&o0) = origins.first() else {
+        return Err(ForecastError::TooLittleData(format!(
+            "{} steps leave no backtest origin for horizon {}",
+            series.len(),
+            cfg.horizon
+        )));
+    };
+    let scale = mase_scale(&series.values, o0, period)?;
+    let mut acc = Accumulator::new(cfg.horizon, scale);
+    let start_unix = series.start_unix();
+    for &o in &origins {
+        let history = series.head(o);
+        let started = Instant::now();
+        let model = fit_with(&history, algo, cfg, opts)?;
+        let fit_secs = started.elapsed().as_secs_f64();
+        let steps = model.forecast_at(&history.values, start_unix, cfg.horizon)?;
+        acc.add_origin(&series.values[o..o + cfg.horizon], &steps, fit_secs);
+    }
+    let m = acc.finish();
+    tracing::info!(%algo, mase_1_24 = m.mase_1_24, mase_1_120 = m.mase_1_120, origins = m.origins, "backtest done");
+    Ok(m)
+}
+
+/// Backtest every candidate and pick the lowest MASE 1-24 (ties: earlier candidate).
+/// Candidates that cannot be backtested (too little history) are skipped; with none left the
+/// seasonal-naive baseline is chosen, since it works from the first reading on.
+pub(crate) fn select(
+    series: &Series,
+    candidates: &[Algorithm],
+    cfg: &ForecastConfig,
+    opts: &TrainOptions,
+) -> (Algorithm, Vec<(Algorithm, Metrics)>) {
+    let mut reports = Vec::new();
+    for &algo in candidates {
+        match backtest_with(series, algo, cfg, opts) {
+            Ok(m) => reports.push((algo, m)),
+            Err(e) => tracing::warn!(%algo, error = %e, "candidate skipped"),
+        }
+    }
+    let score = |m: &Metrics| {
+        if m.mase_1_24.is_finite() {
+            m.mase_1_24
+        } else {
+            f64::INFINITY
+        }
+    };
+    let chosen = reports
+        .iter()
+        .min_by(|a, b| score(&a.1).total_cmp(&score(&b.1)))
+        .map_or(Algorithm::SeasonalNaive, |(a, _)| *a);
+    (chosen, reports)
+}
+
+/// Choose by backtest (never by in-sample fit), then fit the winner on the whole series.
+pub fn select_and_fit(
+    series: &Series,
+    candidates: &[Algorithm],
+    cfg: &ForecastConfig,
+) -> Result<Trained, ForecastError> {
+    let opts = TrainOptions::default();
+    let (chosen, reports) = select(series, candidates, cfg, &opts);
+    match fit_with(series, chosen, cfg, &opts) {
+        Ok(model) => Ok(Trained {
+            chosen,
+            model,
+            reports,
+        }),
+        Err(e) if !chosen.is_baseline() => {
+            tracing::warn!(%chosen, error = %e, "final fit failed; serving seasonal naive");
+            let model = fit_with(series, Algorithm::SeasonalNaive, cfg, &opts)?;
+            Ok(Trained {
+                chosen: Algorithm::SeasonalNaive,
+                model,
+                reports,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}

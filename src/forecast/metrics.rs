@@ -1,0 +1,205 @@
+//! Accuracy and coverage metrics of a rolling-origin backtest.
+
+use serde::{Deserialize, Serialize};
+
+use super::models::ForecastStep;
+use super::ForecastError;
+
+/// Backtest scores. "1_24" means averaged over all origins and horizons 1..=24 (pooled over
+/// (origin, horizon) pairs with an observed target); "1_120" over 1..=120 (or the backtest
+/// horizon if shorter). MASE divides by the in-sample seasonal-naive MAE before the first
+/// origin. Coverage is over all horizons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub mase_1_24: f64,
+    pub mase_1_120: f64,
+    pub mae_1_24: f64,
+    pub mae_1_120: f64,
+    pub rmse_1_24: f64,
+    pub rmse_1_120: f64,
+    pub coverage_80: f64,
+    pub coverage_95: f64,
+    /// Median wall-clock seconds of one fit (one origin).
+    pub fit_seconds: f64,
+    /// MAE at horizon h is `mae_by_horizon[h - 1]`.
+    pub mae_by_horizon: Vec<f64>,
+    pub origins: usize,
+}
+
+/// MASE denominator: mean |y[t] - y[t-period]| over `period <= t < end`, skipping gaps.
+pub fn mase_scale(values: &[Option<f64>], end: usize, period: usize) -> Result<f64, ForecastError> {
+    let end = end.min(values.len());
+    let (mut sum, mut count) = (0.0, 0usize);
+    for t in period..end {
+        if let (Some(a), Some(b)) = (values[t], values[t - period]) {
+            sum += (a - b).abs();
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Err(ForecastError::TooLittleData(
+            "no seasonal differences before the first origin to scale MASE".into(),
+        ));
+    }
+    let scale = sum / count as f64;
+    if scale <= 1e-12 {
+        return Err(ForecastError::Degenerate(
+            "the series does not vary before the first origin (MASE scale is 0)".into(),
+        ));
+    }
+    Ok(scale)
+}
+
+/// Collects errors over origins and horizons.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    scale: f64,
+    abs: Vec<f64>,
+    sq: Vec<f64>,
+    count: Vec<usize>,
+    in80: usize,
+    in95: usize,
+    fit_seconds: Vec<f64>,
+    origins: usize,
+}
+
+impl Accumulator {
+    pub fn new(horizon: usize, scale: f64) -> Self {
+        Accumulator {
+            scale,
+            abs: vec![0.0; horizon],
+            sq: vec![0.0; horizon],
+            count: vec![0; horizon],
+            in80: 0,
+            in95: 0,
+            fit_seconds: Vec::new(),
+            origins: 0,
+        }
+    }
+
+    /// Record one origin: `actuals[h-1]` against `steps[h-1]`; gaps are skipped.
+    pub fn add_origin(&mut self, actuals: &[Option<f64>], steps: &[ForecastStep], fit_secs: f64) {
+        self.origins += 1;
+        self.fit_seconds.push(fit_secs);
+        for (h, (a, s)) in actuals.iter().zip(steps).enumerate().take(self.abs.len()) {
+            let Some(a) = *a else { continue };
+            let e = a - s.value;
+            self.abs[h] += e.abs();
+            self.sq[h] += e * e;
+            self.count[h] += 1;
+            self.in80 += usize::from(s.lo80 <= a && a <= s.hi80);
+            self.in95 += usize::from(s.lo95 <= a && a <= s.hi95);
+        }
+    }
+
+    pub fn finish(mut self) -> Metrics {
+        let pooled = |k: usize, v: &[f64]| -> (f64, usize) {
+            let k = k.min(v.len());
+            (v[..k].iter().sum(), self.count[..k].iter().sum())
+        };
+        let mean = |(s, c): (f64, usize)| if c == 0 { f64::NAN } else { s / c as f64 };
+        let mae_1_24 = mean(pooled(24, &self.abs));
+        let mae_1_120 = mean(pooled(120, &self.abs));
+        let rmse_1_24 = mean(pooled(24, &self.sq)).sqrt();
+        let rmse_1_120 = mean(pooled(120, &self.sq)).sqrt();
+        let total: usize = self.count.iter().sum();
+        let cov = |k: usize| {
+            if total == 0 {
+                f64::NAN
+            } else {
+                k as f64 / total as f64
+            }
+        };
+        self.fit_seconds.sort_by(f64::total_cmp);
+        let fit_seconds = match self.fit_seconds.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => self.fit_seconds[n / 2],
+            n => 0.5 * (self.fit_seconds[n / 2 - 1] + self.fit_seconds[n / 2]),
+        };
+        Metrics {
+            mase_1_24: mae_1_24 / self.scale,
+            mase_1_120: mae_1_120 / self.scale,
+            mae_1_24,
+            mae_1_120,
+            rmse_1_24,
+            rmse_1_120,
+            coverage_80: cov(self.in80),
+            coverage_95: cov(self.in95),
+            fit_seconds,
+            mae_by_horizon: self
+                .abs
+                .iter()
+                .zip(&self.count)
+                .map(|(s, &c)| if c == 0 { f64::NAN } else { s / c as f64 })
+                .collect(),
+            origins: self.origins,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn step(value: f64, lo80: f64, hi80: f64, lo95: f64, hi95: f64) -> ForecastStep {
+        ForecastStep {
+            ts: DateTime::<Utc>::UNIX_EPOCH,
+            value,
+            lo80,
+            hi80,
+            lo95,
+            hi95,
+        }
+    }
+
+    #[test]
+    fn scale_by_hand() {
+        // period 2: |3-1| + |2-2| + |7-3| = 6 over 3 pairs; t=5 is excluded by `end`.
+        let v = [
+            Some(1.0),
+            Some(2.0),
+            Some(3.0),
+            Some(2.0),
+            Some(7.0),
+            Some(100.0),
+        ];
+        assert_eq!(mase_scale(&v, 5, 2).expect("scale"), 2.0);
+        let gappy = [Some(1.0), None, Some(3.0), Some(2.0)];
+        assert_eq!(mase_scale(&gappy, 4, 2).expect("scale"), 2.0);
+        assert!(mase_scale(&[Some(5.0); 10], 10, 2).is_err());
+    }
+
+    #[test]
+    fn pooled_metrics_by_hand() {
+        let mut acc = Accumulator::new(2, 2.0);
+        // origin 1: errors +1 (h1, inside both), -3 (h2, outside 80, inside 95)
+        acc.add_origin(
+            &[Some(11.0), Some(7.0)],
+            &[
+                step(10.0, 9.0, 12.0, 8.0, 13.0),
+                step(10.0, 8.0, 12.0, 6.0, 14.0),
+            ],
+            0.5,
+        );
+        // origin 2: h1 error 2 (outside both); h2 is a gap and must be skipped
+        acc.add_origin(
+            &[Some(12.0), None],
+            &[
+                step(10.0, 9.0, 11.0, 9.0, 11.5),
+                step(0.0, 0.0, 0.0, 0.0, 0.0),
+            ],
+            1.5,
+        );
+        let m = acc.finish();
+        assert_eq!(m.origins, 2);
+        assert_eq!(m.mae_by_horizon, vec![1.5, 3.0]);
+        assert_eq!(m.mae_1_24, 2.0); // (1 + 3 + 2) / 3
+        assert_eq!(m.mase_1_24, 1.0);
+        assert_eq!(m.mae_1_120, 2.0);
+        assert!((m.rmse_1_24 - (14.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((m.coverage_80 - 1.0 / 3.0).abs() < 1e-12);
+        assert!((m.coverage_95 - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.fit_seconds, 1.0);
+    }
+}

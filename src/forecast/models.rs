@@ -1,0 +1,405 @@
+//! Model types, persistence and forecasting. Fitting lives in `training`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bincode::Options;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
+use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
+use super::intervals::HorizonQuantiles;
+use super::ridge::RidgeHorizon;
+use super::series::causal_fill;
+use super::{ForecastError, Series};
+
+pub use super::training::fit;
+
+/// Version of the persisted model layout; bump on any change to `FittedModel`.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// smartcore minor version the estimators were serialised with.
+pub const SMARTCORE_VERSION: &str = "0.4";
+
+/// The forecasting methods hygrocast can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Last value carried forward.
+    Naive,
+    /// Value at the same time of day one day earlier (last value with < 1 day of history).
+    SeasonalNaive,
+    /// Direct ridge regression, one smartcore model per horizon.
+    Ridge,
+    /// smartcore random forest pooled over horizons.
+    Forest,
+    /// Per-horizon weighted combination of Ridge and Forest (weights from inner validation).
+    Blend,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Naive,
+        Algorithm::SeasonalNaive,
+        Algorithm::Ridge,
+        Algorithm::Forest,
+        Algorithm::Blend,
+    ];
+
+    /// Baselines need no training and work with any amount of history.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Algorithm::Naive | Algorithm::SeasonalNaive)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Naive => "naive",
+            Algorithm::SeasonalNaive => "seasonal_naive",
+            Algorithm::Ridge => "ridge",
+            Algorithm::Forest => "forest",
+            Algorithm::Blend => "blend",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = ForecastError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        match norm.as_str() {
+            "naive" => Ok(Algorithm::Naive),
+            "seasonal_naive" | "seasonalnaive" | "snaive" => Ok(Algorithm::SeasonalNaive),
+            "ridge" => Ok(Algorithm::Ridge),
+            "forest" | "random_forest" => Ok(Algorithm::Forest),
+            "blend" | "ensemble" => Ok(Algorithm::Blend),
+            _ => Err(ForecastError::Input(format!("unknown algorithm {s:?}"))),
+        }
+    }
+}
+
+/// Hyper-parameters a model was fitted with (chosen ones included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelParams {
+    /// Trailing window of training origins, in steps.
+    pub train_window_steps: usize,
+    /// Length of the inner backtest used for interval calibration and tuning, in steps.
+    pub calibration_steps: usize,
+    /// Ridge penalty per training row (on standardised features), chosen by inner validation.
+    pub ridge_alpha: Option<f64>,
+    pub forest: Option<ForestParams>,
+    /// Weight of Ridge in the Blend, per horizon (chosen by inner validation).
+    pub blend_ridge_weight: Vec<f64>,
+}
+
+/// The fitted estimators.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Estimator {
+    Naive,
+    SeasonalNaive,
+    Ridge(Vec<RidgeHorizon>),
+    Forest(ForestModel),
+    Blend {
+        ridge: Vec<RidgeHorizon>,
+        forest: ForestModel,
+        ridge_weight: Vec<f64>,
+    },
+}
+
+/// A model ready to forecast; persisted with [`FittedModel::to_bytes`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FittedModel {
+    /// Always the first field: `from_bytes` reads it before anything else.
+    pub format_version: u32,
+    pub smartcore_version: String,
+    pub algorithm: Algorithm,
+    pub params: ModelParams,
+    pub feature_spec: FeatureSpec,
+    pub step_secs: i64,
+    /// Longest horizon the model can forecast.
+    pub horizon: usize,
+    pub lower: f64,
+    pub upper: f64,
+    /// Steps of history the model was fitted on, and the time of the last one.
+    pub trained_steps: usize,
+    pub trained_until: DateTime<Utc>,
+    /// Calibrated residual quantiles, index 0 = one step ahead.
+    pub intervals: Vec<HorizonQuantiles>,
+    pub(crate) estimator: Estimator,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// Time of the last observed step the forecast starts from.
+    pub origin: DateTime<Utc>,
+    pub steps: Vec<ForecastStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastStep {
+    pub ts: DateTime<Utc>,
+    pub value: f64,
+    pub lo80: f64,
+    pub hi80: f64,
+    pub lo95: f64,
+    pub hi95: f64,
+}
+
+fn bincode_options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+}
+
+impl FittedModel {
+    /// bincode (fixed-width little-endian integers); the first 4 bytes are the format version.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ForecastError> {
+        bincode_options()
+            .serialize(self)
+            .map_err(|e| ForecastError::BadModelBytes(e.to_string()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ForecastError> {
+        let version: u32 = bincode_options()
+            .allow_trailing_bytes()
+            .deserialize(bytes)
+            .map_err(|e| ForecastError::BadModelBytes(e.to_string()))?;
+        if version != MODEL_FORMAT_VERSION {
+            return Err(ForecastError::FormatVersion {
+                found: version,
+                expected: MODEL_FORMAT_VERSION,
+            });
+        }
+        // The limit stops a corrupt length prefix from requesting a huge allocation.
+        bincode_options()
+            .with_limit(bytes.len() as u64)
+            .deserialize(bytes)
+            .map_err(|e| ForecastError::BadModelBytes(e.to_string()))
+    }
+
+    /// Forecast the `horizon` steps after the last observed step of `series` (trailing gaps
+    /// are dropped). Only the series' own history is used, through the same feature code as
+    /// training; gaps in that history are filled causally (see `series::causal_fill`).
+    pub fn forecast(&self, series: &Series, horizon: usize) -> Result<Forecast, ForecastError> {
+        if series.step_secs != self.step_secs {
+            return Err(ForecastError::Incompatible(format!(
+                "series step {} s, model step {} s",
+                series.step_secs, self.step_secs
+            )));
+        }
+        super::training::check_finite(&series.values)?;
+        let n = series.observed_len();
+        if n == 0 {
+            return Err(ForecastError::TooLittleData(
+                "the series has no observed value".into(),
+            ));
+        }
+        let steps = self.forecast_at(&series.values[..n], series.start_unix(), horizon)?;
+        let steps = steps
+            .into_iter()
+            .enumerate()
+            .map(|(k, s)| ForecastStep {
+                ts: series.ts(n + k),
+                ..s
+            })
+            .collect();
+        Ok(Forecast {
+            origin: series.ts(n - 1),
+            steps,
+        })
+    }
+
+    /// Forecast from the end of `values` (which must be non-empty); `ts` fields are left at
+    /// the epoch for the caller to fill.
+    pub(crate) fn forecast_at(
+        &self,
+        values: &[Option<f64>],
+        start_unix: i64,
+        horizon: usize,
+    ) -> Result<Vec<ForecastStep>, ForecastError> {
+        if horizon > self.horizon {
+            return Err(ForecastError::HorizonTooLong {
+                requested: horizon,
+                max: self.horizon,
+            });
+        }
+        let period = self.feature_spec.period;
+        let transform = self.feature_spec.transform;
+        let filled: Vec<Option<f64>> = causal_fill(values, period)
+            .into_iter()
+            .map(|v| Some(transform.forward(v)))
+            .collect();
+        let Some(t) = filled.len().checked_sub(1) else {
+            return Err(ForecastError::TooLittleData("empty history".into()));
+        };
+        if !self.algorithm.is_baseline() && filled.len() < self.feature_spec.lookback {
+            return Err(ForecastError::TooLittleData(format!(
+                "{} needs {} steps of history, got {}",
+                self.algorithm,
+                self.feature_spec.lookback,
+                filled.len()
+            )));
+        }
+        let frame = FeatureFrame::build(&filled, start_unix, self.step_secs, period);
+        let points = predict_levels(&self.estimator, &frame, &[t], horizon, transform)?;
+        Ok(points
+            .iter()
+            .zip(&self.intervals)
+            .map(|(p, q)| self.make_step(p[0], q))
+            .collect())
+    }
+
+    /// Apply interval quantiles and clamp everything to the physical bounds.
+    fn make_step(&self, point: f64, q: &HorizonQuantiles) -> ForecastStep {
+        let clamp = |v: f64| v.clamp(self.lower, self.upper);
+        let value = clamp(point);
+        // Nest the intervals and keep the point inside them even if the residuals are biased.
+        let lo80 = clamp(point + q.q10).min(value);
+        let hi80 = clamp(point + q.q90).max(value);
+        let lo95 = clamp(point + q.q025).min(lo80);
+        let hi95 = clamp(point + q.q975).max(hi80);
+        ForecastStep {
+            ts: DateTime::<Utc>::UNIX_EPOCH,
+            value,
+            lo80,
+            hi80,
+            lo95,
+            hi95,
+        }
+    }
+}
+
+/// Point forecasts (unclamped, original scale) for each origin in `origins`: `out[h-1][k]`
+/// is the forecast from `origins[k]` at horizon `h`. `frame` holds transformed values and
+/// must be gap-free at those origins.
+pub(crate) fn predict_levels(
+    est: &Estimator,
+    frame: &FeatureFrame<'_>,
+    origins: &[usize],
+    horizon: usize,
+    transform: Transform,
+) -> Result<Vec<Vec<f64>>, ForecastError> {
+    let back = |v: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+        v.into_iter()
+            .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
+            .collect()
+    };
+    let levels: Vec<f64> = origins
+        .iter()
+        .map(|&t| {
+            frame
+                .level(t)
+                .ok_or_else(|| ForecastError::PredictFailed(format!("no value at origin {t}")))
+        })
+        .collect::<Result<_, _>>()?;
+    match est {
+        Estimator::Naive => Ok(back(vec![levels; horizon])),
+        Estimator::SeasonalNaive => Ok(back(
+            (1..=horizon)
+                .map(|h| {
+                    origins
+                        .iter()
+                        .zip(&levels)
+                        .map(|(&t, &level)| seasonal_naive(frame, t, h).unwrap_or(level))
+                        .collect()
+                })
+                .collect(),
+        )),
+        Estimator::Ridge(models) => Ok(back(ridge_levels(
+            models, frame, origins, &levels, horizon,
+        )?)),
+        Estimator::Forest(model) => Ok(back(forest_levels(
+            model, frame, origins, &levels, horizon,
+        )?)),
+        Estimator::Blend {
+            ridge,
+            forest,
+            ridge_weight,
+        } => {
+            let r = back(ridge_levels(ridge, frame, origins, &levels, horizon)?);
+            let f = back(forest_levels(forest, frame, origins, &levels, horizon)?);
+            Ok(blend(&r, &f, ridge_weight))
+        }
+    }
+}
+
+/// `w[h] * a + (1 - w[h]) * b`, horizon by horizon.
+pub(crate) fn blend(a: &[Vec<f64>], b: &[Vec<f64>], w: &[f64]) -> Vec<Vec<f64>> {
+    a.iter()
+        .zip(b)
+        .zip(w)
+        .map(|((ra, rb), &w)| {
+            ra.iter()
+                .zip(rb)
+                .map(|(x, y)| w * x + (1.0 - w) * y)
+                .collect()
+        })
+        .collect()
+}
+
+/// Same time of day on the most recent day already observed; `None` with less than a full
+/// day of history (the caller then carries the last value forward).
+pub(crate) fn seasonal_naive(frame: &FeatureFrame<'_>, t: usize, h: usize) -> Option<f64> {
+    let p = frame.period();
+    if t + 1 < p {
+        return None;
+    }
+    let back = p * h.div_ceil(p);
+    frame.level((t + h).checked_sub(back)?)
+}
+
+pub(crate) fn ridge_levels(
+    models: &[RidgeHorizon],
+    frame: &FeatureFrame<'_>,
+    origins: &[usize],
+    levels: &[f64],
+    horizon: usize,
+) -> Result<Vec<Vec<f64>>, ForecastError> {
+    if models.len() < horizon {
+        return Err(ForecastError::HorizonTooLong {
+            requested: horizon,
+            max: models.len(),
+        });
+    }
+    let mut x = Vec::with_capacity(origins.len() * N_LAG_FEATURES);
+    for &t in origins {
+        let row = frame
+            .lag_row(t)
+            .ok_or_else(|| ForecastError::PredictFailed(format!("no features at {t}")))?;
+        x.extend_from_slice(&row);
+    }
+    let mut out = Vec::with_capacity(horizon);
+    for model in &models[..horizon] {
+        let delta = model.predict(&x)?;
+        out.push(delta.iter().zip(levels).map(|(d, l)| l + d).collect());
+    }
+    Ok(out)
+}
+
+pub(crate) fn forest_levels(
+    model: &ForestModel,
+    frame: &FeatureFrame<'_>,
+    origins: &[usize],
+    levels: &[f64],
+    horizon: usize,
+) -> Result<Vec<Vec<f64>>, ForecastError> {
+    let mut x = Vec::with_capacity(origins.len() * horizon * FOREST_COLUMNS);
+    for h in 1..=horizon {
+        for &t in origins {
+            let row = forest_row(frame, t, h)
+                .ok_or_else(|| ForecastError::PredictFailed(format!("no features at {t}")))?;
+            x.extend_from_slice(&row);
+        }
+    }
+    let delta = model.predict(&x)?;
+    Ok(delta
+        .chunks(origins.len().max(1))
+        .map(|c| c.iter().zip(levels).map(|(d, l)| l + d).collect())
+        .collect())
+}

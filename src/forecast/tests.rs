@@ -1,0 +1,358 @@
+//! Engine-level tests: fit/forecast contracts, persistence, degenerate input, protocol.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::synthetic::{generate, SyntheticSpec};
+use super::*;
+
+fn small_cfg() -> ForecastConfig {
+    ForecastConfig {
+        horizon: 24,
+        window_days: 3,
+        ..ForecastConfig::default()
+    }
+}
+
+fn synthetic(days: usize, seed: u64) -> Series {
+    generate(&SyntheticSpec {
+        days,
+        seed,
+        ..SyntheticSpec::default()
+    })
+}
+
+fn hourly(values: Vec<Option<f64>>) -> Series {
+    Series {
+        start: Utc
+            .timestamp_opt(1_735_689_600, 0)
+            .single()
+            .expect("valid start"),
+        step_secs: 3600,
+        values,
+    }
+}
+
+fn assert_well_formed(f: &Forecast, cfg: &ForecastConfig, horizon: usize) {
+    assert_eq!(f.steps.len(), horizon);
+    for (k, s) in f.steps.iter().enumerate() {
+        assert_eq!(s.ts, f.origin + Duration::hours(k as i64 + 1));
+        for v in [s.value, s.lo80, s.hi80, s.lo95, s.hi95] {
+            assert!(v.is_finite() && v >= cfg.lower && v <= cfg.upper, "{s:?}");
+        }
+        assert!(s.lo95 <= s.lo80 && s.lo80 <= s.value && s.value <= s.hi80 && s.hi80 <= s.hi95);
+    }
+}
+
+#[test]
+fn algorithm_names_round_trip() {
+    for a in Algorithm::ALL {
+        assert_eq!(a.to_string().parse::<Algorithm>().expect("parse"), a);
+        let json = serde_json::to_string(&a).expect("json");
+        assert_eq!(json, format!("\"{a}\""));
+    }
+    assert!(Algorithm::SeasonalNaive.is_baseline());
+    assert!(!Algorithm::Ridge.is_baseline());
+    assert!("nonsense".parse::<Algorithm>().is_err());
+}
+
+#[test]
+fn every_algorithm_fits_and_forecasts_within_bounds() {
+    let cfg = small_cfg();
+    let s = synthetic(40, 1);
+    for a in Algorithm::ALL {
+        let m = fit(&s, a, &cfg).unwrap_or_else(|e| panic!("{a}: {e}"));
+        let f = m.forecast(&s, 24).expect("forecast");
+        assert_eq!(f.origin, s.ts(s.observed_len() - 1));
+        assert_well_formed(&f, &cfg, 24);
+        assert!(matches!(
+            m.forecast(&s, 25),
+            Err(ForecastError::HorizonTooLong { .. })
+        ));
+    }
+}
+
+#[test]
+fn serialisation_round_trip_gives_identical_forecasts() {
+    let cfg = small_cfg();
+    let s = generate(&SyntheticSpec {
+        days: 40,
+        seed: 2,
+        gap_rate: 0.0,
+        ..SyntheticSpec::default()
+    });
+    for a in [Algorithm::SeasonalNaive, Algorithm::Ridge, Algorithm::Blend] {
+        let m = fit(&s, a, &cfg).expect("fit");
+        let bytes = m.to_bytes().expect("to_bytes");
+        let back = FittedModel::from_bytes(&bytes).expect("from_bytes");
+        let (f1, f2) = (
+            m.forecast(&s, 24).expect("f1"),
+            back.forecast(&s, 24).expect("f2"),
+        );
+        for (x, y) in f1.steps.iter().zip(&f2.steps) {
+            for (u, v) in [
+                (x.value, y.value),
+                (x.lo80, y.lo80),
+                (x.hi80, y.hi80),
+                (x.lo95, y.lo95),
+                (x.hi95, y.hi95),
+            ] {
+                assert_eq!(u.to_bits(), v.to_bits());
+            }
+        }
+        assert_eq!(back.to_bytes().expect("again"), bytes);
+    }
+}
+
+#[test]
+fn bad_bytes_and_other_format_versions_are_rejected() {
+    let cfg = small_cfg();
+    let m = fit(&synthetic(10, 3), Algorithm::SeasonalNaive, &cfg).expect("fit");
+    let mut bytes = m.to_bytes().expect("bytes");
+    assert!(matches!(
+        FittedModel::from_bytes(&bytes[..bytes.len() / 2]),
+        Err(ForecastError::BadModelBytes(_))
+    ));
+    assert!(matches!(
+        FittedModel::from_bytes(&[1, 2]),
+        Err(ForecastError::BadModelBytes(_))
+    ));
+    bytes[..4].copy_from_slice(&(MODEL_FORMAT_VERSION + 1).to_le_bytes());
+    assert!(matches!(
+        FittedModel::from_bytes(&bytes),
+        Err(ForecastError::FormatVersion { found, .. }) if found == MODEL_FORMAT_VERSION + 1
+    ));
+}
+
+#[test]
+fn forecasts_are_clamped_to_the_bounds() {
+    // A steep climb that a trend-following model would carry past 100.
+    let values: Vec<Option<f64>> = (0..40 * 24)
+        .map(|i| {
+            let day = (i / 24) as f64;
+            Some((40.0 + day * 1.6 + 10.0 * ((i % 24) as f64 / 3.8).sin()).min(100.0))
+        })
+        .collect();
+    let s = hourly(values);
+    for cfg in [
+        small_cfg(),
+        ForecastConfig {
+            lower: 45.0,
+            upper: 90.0,
+            ..small_cfg()
+        },
+    ] {
+        for a in [Algorithm::Naive, Algorithm::SeasonalNaive, Algorithm::Ridge] {
+            let f = fit(&s, a, &cfg)
+                .and_then(|m| m.forecast(&s, 24))
+                .expect("forecast");
+            assert_well_formed(&f, &cfg, 24);
+        }
+    }
+}
+
+#[test]
+fn new_sensor_gets_a_baseline_forecast_from_a_few_hours() {
+    let cfg = ForecastConfig::default();
+    let s = hourly(vec![Some(55.0), Some(57.0), None, Some(60.0), None]);
+    let m = fit(&s, Algorithm::SeasonalNaive, &cfg).expect("baseline fit");
+    let f = m.forecast(&s, 120).expect("forecast");
+    assert_eq!(f.origin, s.ts(3)); // trailing gap dropped
+    assert!(f.steps.iter().all(|st| st.value == 60.0));
+    assert_well_formed(&f, &cfg, 120);
+    assert!(matches!(
+        fit(&s, Algorithm::Ridge, &cfg),
+        Err(ForecastError::TooLittleData(_))
+    ));
+    // select_and_fit falls back to the baseline instead of failing.
+    let t = select_and_fit(&s, &Algorithm::ALL, &cfg).expect("select");
+    assert_eq!(t.chosen, Algorithm::SeasonalNaive);
+    assert!(t.reports.is_empty());
+}
+
+#[test]
+fn degenerate_inputs_error_or_fall_back_without_panicking() {
+    let cfg = small_cfg();
+    // All gaps.
+    let gaps = hourly(vec![None; 500]);
+    for a in Algorithm::ALL {
+        assert!(matches!(
+            fit(&gaps, a, &cfg),
+            Err(ForecastError::TooLittleData(_))
+        ));
+    }
+    assert!(backtest(&gaps, Algorithm::Naive, &cfg).is_err());
+    // Empty.
+    let empty = hourly(Vec::new());
+    assert!(fit(&empty, Algorithm::SeasonalNaive, &cfg).is_err());
+    assert!(series_digest(&empty).len() == 64);
+    // Non-finite values smuggled into a Series.
+    let mut nan = synthetic(30, 4);
+    nan.values[100] = Some(f64::NAN);
+    assert!(matches!(
+        fit(&nan, Algorithm::Ridge, &cfg),
+        Err(ForecastError::NonFiniteInput { index: 100 })
+    ));
+    // Constant series: learned models fit (constant columns), backtests report the zero
+    // MASE scale, and selection falls back to the baseline.
+    let flat = hourly(vec![Some(100.0); 40 * 24]);
+    for a in Algorithm::ALL {
+        if let Ok(m) = fit(&flat, a, &cfg) {
+            let f = m.forecast(&flat, 24).expect("forecast");
+            assert!(f.steps.iter().all(|s| (s.value - 100.0).abs() < 1e-6));
+        }
+    }
+    assert!(matches!(
+        backtest(&flat, Algorithm::Naive, &cfg),
+        Err(ForecastError::Degenerate(_))
+    ));
+    let t = select_and_fit(&flat, &[Algorithm::Ridge], &cfg).expect("select");
+    assert_eq!(t.chosen, Algorithm::SeasonalNaive);
+    // Nonsense configuration.
+    let bad = ForecastConfig {
+        lower: 5.0,
+        upper: 5.0,
+        ..cfg
+    };
+    assert!(matches!(
+        fit(&flat, Algorithm::Naive, &bad),
+        Err(ForecastError::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn smartcore_panics_become_fit_errors() {
+    let r: Result<(), ForecastError> = guarded("test", || panic!("boom"));
+    assert!(matches!(r, Err(ForecastError::FitFailed(m)) if m.contains("boom")));
+}
+
+#[test]
+fn forecast_uses_only_the_history_it_is_given() {
+    let cfg = small_cfg();
+    let s = synthetic(40, 5);
+    let m = fit(&s, Algorithm::Ridge, &cfg).expect("fit");
+    let head = s.head(30 * 24);
+    let mut changed = s.clone();
+    for v in changed.values.iter_mut().skip(30 * 24) {
+        *v = Some(3.0);
+    }
+    let a = m.forecast(&head, 24).expect("a");
+    let b = m.forecast(&changed.head(30 * 24), 24).expect("b");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn protocol_origins_follow_the_issue() {
+    let cfg = ForecastConfig::default();
+    let o = backtest::origins(8760, 24, &cfg);
+    assert_eq!(o.first(), Some(&(8760 - 1440)));
+    assert!(o.windows(2).all(|w| w[1] - w[0] == 24));
+    assert!(o
+        .last()
+        .is_some_and(|&l| l + 120 <= 8760 && l + 24 + 120 > 8760));
+    assert_eq!(o.len(), 56);
+}
+
+#[test]
+fn backtest_scores_a_perfectly_periodic_series_exactly() {
+    // Seasonal naive is exact on a pure daily cycle: MAE 0, full coverage.
+    let values: Vec<Option<f64>> = (0..30 * 24)
+        .map(|i| Some(50.0 + 20.0 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin()))
+        .collect();
+    let s = hourly(values);
+    // The scale needs variation at lag 24; add one bump early on.
+    let mut s = s;
+    s.values[30] = Some(90.0);
+    let m = backtest(&s, Algorithm::SeasonalNaive, &small_cfg()).expect("backtest");
+    assert!(m.mae_1_24 < 1e-9, "{m:?}");
+    assert_eq!(m.coverage_80, 1.0);
+    assert_eq!(m.origins, 3);
+}
+
+#[test]
+fn select_and_fit_chooses_by_backtest() {
+    let cfg = small_cfg();
+    let s = synthetic(40, 6);
+    let t =
+        select_and_fit(&s, &[Algorithm::Naive, Algorithm::SeasonalNaive], &cfg).expect("select");
+    assert_eq!(t.reports.len(), 2);
+    let best = t
+        .reports
+        .iter()
+        .min_by(|a, b| a.1.mase_1_24.total_cmp(&b.1.mase_1_24))
+        .map(|r| r.0);
+    assert_eq!(Some(t.chosen), best);
+    assert_eq!(t.model.algorithm, t.chosen);
+}
+
+#[test]
+fn evaluate_report_has_the_contract_shape() {
+    let dir = std::env::temp_dir().join(format!("hygro-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("s.csv");
+    let mut csv = String::from("ts,value\n");
+    for (ts, v) in synthetic::generate_readings(&SyntheticSpec {
+        days: 30,
+        ..SyntheticSpec::default()
+    }) {
+        csv.push_str(&format!("{},{v}\n", ts.to_rfc3339()));
+    }
+    std::fs::write(&path, csv).expect("write");
+    let report = evaluate_csv(&EvaluateOptions {
+        csv: path,
+        horizon: 24,
+        window_days: 3,
+        models: Some(vec![Algorithm::Naive, Algorithm::SeasonalNaive]),
+        ..EvaluateOptions::default()
+    })
+    .expect("evaluate");
+    let v = serde_json::to_value(&report).expect("json");
+    let keys = |o: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = o.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&v), ["chosen", "models", "series"]);
+    assert_eq!(keys(&v["series"]), ["first", "last", "rows"]);
+    assert_eq!(
+        keys(&v["models"][0]),
+        [
+            "coverage_80",
+            "coverage_95",
+            "fit_seconds",
+            "mae_1_120",
+            "mae_1_24",
+            "mase_1_120",
+            "mase_1_24",
+            "model",
+            "rmse_1_24"
+        ]
+    );
+    assert!(v["chosen"].is_string());
+    let first: DateTime<Utc> = serde_json::from_value(v["series"]["first"].clone()).expect("ts");
+    assert_eq!(first.timestamp(), 1_735_689_600);
+    let table = report.to_table();
+    assert_eq!(table.lines().count(), 2 + 2 + 1);
+    assert!(table.contains('*'));
+}
+
+#[test]
+#[ignore = "slow: full-size backtests (run with --release -- --ignored)"]
+fn learned_models_beat_seasonal_naive_on_synthetic_series() {
+    let cfg = ForecastConfig {
+        window_days: 20,
+        ..ForecastConfig::default()
+    };
+    for seed in [11, 12] {
+        let s = synthetic(150, seed);
+        let base = backtest(&s, Algorithm::SeasonalNaive, &cfg).expect("snaive");
+        for a in [Algorithm::Ridge, Algorithm::Blend] {
+            let m = backtest(&s, a, &cfg).expect("learned");
+            assert!(m.mase_1_24 < base.mase_1_24, "{a} {m:?} vs {base:?}");
+            assert!(
+                m.mase_1_120 < base.mase_1_120 * 1.02,
+                "{a} {m:?} vs {base:?}"
+            );
+            assert!((0.65..=0.95).contains(&m.coverage_80), "{a} {m:?}");
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! Fitting: inner validation (penalty, blend weights), interval calibration, final fit.
+//!
+//! Every learned model is fitted twice. First on the history up to a split point, then it
+//! forecasts from origins after the split (its own held-out rolling-origin backtest); those
+//! out-of-sample forecasts choose the ridge penalty and the blend weights and give the
+//! residuals the intervals are calibrated from. Then the model is refitted on all the
+//! history with the chosen settings. Nothing after the end of the given series is used, so
+//! inside an outer backtest the intervals never peek past the origin.
+
+use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
+use super::forest::{sample_design, ForestModel, ForestParams};
+use super::intervals::{calibrate, HorizonQuantiles};
+use super::models::{
+    blend, predict_levels, Algorithm, Estimator, FittedModel, ModelParams, MODEL_FORMAT_VERSION,
+    SMARTCORE_VERSION,
+};
+use super::ridge::{horizon_stats, RidgeStats};
+use super::series::causal_fill;
+use super::{ForecastConfig, ForecastError, Series};
+
+/// Candidate ridge penalties (per training row, on standardised features).
+const RIDGE_ALPHAS: [f64; 5] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0];
+/// Longest inner-validation span, in days.
+const CALIBRATION_DAYS: usize = 28;
+/// Inner-validation origins are taken every this many steps (neighbours are near-duplicates).
+const CALIBRATION_STRIDE: usize = 2;
+/// Horizons pooled either side when estimating interval quantiles.
+const INTERVAL_POOL: usize = 2;
+/// Horizons pooled either side when choosing blend weights.
+const BLEND_POOL: usize = 6;
+
+/// Training settings that are not part of the public configuration (exposed, hidden, for
+/// experiments; the defaults are what hygrocast serves).
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Trailing window of training origins, in days.
+    pub train_window_days: usize,
+    /// Inner-validation span, in days.
+    pub calibration_days: usize,
+    /// Model `ln(y - lower + 1)` instead of `y` (learned models only).
+    pub log_transform: bool,
+    pub forest: ForestParams,
+    /// Fixed Ridge weight in the Blend instead of the validated per-horizon weights.
+    pub blend_weight: Option<f64>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            train_window_days: 730,
+            calibration_days: CALIBRATION_DAYS,
+            log_transform: true,
+            forest: ForestParams::default(),
+            blend_weight: None,
+        }
+    }
+}
+
+fn opts_cal_days(ctx: &Context<'_>) -> usize {
+    ctx.opts.calibration_days.max(1)
+}
+
+pub(crate) fn check_finite(values: &[Option<f64>]) -> Result<(), ForecastError> {
+    match values
+        .iter()
+        .position(|v| v.is_some_and(|x| !x.is_finite()))
+    {
+        Some(index) => Err(ForecastError::NonFiniteInput { index }),
+        None => Ok(()),
+    }
+}
+
+/// Fit `algo` on all of `series` and calibrate its intervals (see the module docs).
+pub fn fit(
+    series: &Series,
+    algo: Algorithm,
+    cfg: &ForecastConfig,
+) -> Result<FittedModel, ForecastError> {
+    fit_with(series, algo, cfg, &TrainOptions::default())
+}
+
+#[doc(hidden)]
+pub fn fit_with(
+    series: &Series,
+    algo: Algorithm,
+    cfg: &ForecastConfig,
+    opts: &TrainOptions,
+) -> Result<FittedModel, ForecastError> {
+    cfg.validate()?;
+    if series.step_secs <= 0 {
+        return Err(ForecastError::InvalidConfig(
+            "series step must be > 0".into(),
+        ));
+    }
+    check_finite(&series.values)?;
+    let n = series.observed_len();
+    if n == 0 {
+        return Err(ForecastError::TooLittleData(
+            "the series has no observed value".into(),
+        ));
+    }
+    let values = &series.values[..n];
+    let transform = if algo.is_baseline() || !opts.log_transform {
+        Transform::Identity
+    } else {
+        Transform::Log { lower: cfg.lower }
+    };
+    let spec = FeatureSpec::new(series.step_secs, transform);
+    let transformed: Vec<Option<f64>> = values
+        .iter()
+        .map(|v| v.map(|y| transform.forward(y)))
+        .collect();
+    let ctx = Context {
+        raw: FeatureFrame::build(
+            &transformed,
+            series.start_unix(),
+            series.step_secs,
+            spec.period,
+        ),
+        values,
+        filled: causal_fill(values, spec.period)
+            .into_iter()
+            .map(|y| Some(transform.forward(y)))
+            .collect(),
+        spec,
+        cfg,
+        opts,
+        n,
+    };
+    let filled_frame = FeatureFrame::build(
+        &ctx.filled,
+        series.start_unix(),
+        series.step_secs,
+        ctx.spec.period,
+    );
+    let fitted = if algo.is_baseline() {
+        fit_baseline(&ctx, &filled_frame, algo)?
+    } else {
+        fit_learned(&ctx, &filled_frame, algo)?
+    };
+    Ok(FittedModel {
+        format_version: MODEL_FORMAT_VERSION,
+        smartcore_version: SMARTCORE_VERSION.to_string(),
+        algorithm: algo,
+        params: fitted.params,
+        feature_spec: ctx.spec.clone(),
+        step_secs: series.step_secs,
+        horizon: cfg.horizon,
+        lower: cfg.lower,
+        upper: cfg.upper,
+        trained_steps: n,
+        trained_until: series.ts(n - 1),
+        intervals: fitted.intervals,
+        estimator: fitted.estimator,
+    })
+}
+
+struct Context<'a> {
+    /// Frame over the transformed raw values: training rows touching a gap are excluded.
+    raw: FeatureFrame<'a>,
+    /// Original values (the actuals of the inner backtest).
+    values: &'a [Option<f64>],
+    /// Causally gap-filled transformed values, as `forecast` sees them.
+    filled: Vec<Option<f64>>,
+    spec: FeatureSpec,
+    cfg: &'a ForecastConfig,
+    opts: &'a TrainOptions,
+    n: usize,
+}
+
+struct Fitted {
+    params: ModelParams,
+    intervals: Vec<HorizonQuantiles>,
+    estimator: Estimator,
+}
+
+/// Held-out (origin, actual) pairs per horizon: `pairs[h-1]`.
+struct Holdout {
+    pairs: Vec<Vec<(usize, f64)>>,
+}
+
+impl Holdout {
+    /// Origins `first..n-1` every `stride` steps whose target is observed.
+    fn new(ctx: &Context<'_>, first: usize, stride: usize) -> Self {
+        let h_max = ctx.cfg.horizon;
+        let pairs = (1..=h_max)
+            .map(|h| {
+                (first..ctx.n.saturating_sub(h))
+                    .step_by(stride)
+                    .filter_map(|t| Some((t, (*ctx.values.get(t + h)?)?)))
+                    .collect()
+            })
+            .collect();
+        Holdout { pairs }
+    }
+
+    /// Residuals `actual - prediction` per horizon.
+    fn residuals(&self, preds: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        self.pairs
+            .iter()
+            .zip(preds)
+            .map(|(p, f)| p.iter().zip(f).map(|((_, a), f)| a - f).collect())
+            .collect()
+    }
+
+    /// Predictions aligned with `pairs` from a full origins × horizon prediction.
+    fn align(&self, origins: &[usize], all: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let first = origins.first().copied().unwrap_or(0);
+        let stride = origins.get(1).map_or(1, |s| s - first).max(1);
+        self.pairs
+            .iter()
+            .zip(all)
+            .map(|(p, row)| p.iter().map(|(t, _)| row[(t - first) / stride]).collect())
+            .collect()
+    }
+}
+
+fn fit_baseline(
+    ctx: &Context<'_>,
+    filled: &FeatureFrame<'_>,
+    algo: Algorithm,
+) -> Result<Fitted, ForecastError> {
+    let estimator = match algo {
+        Algorithm::Naive => Estimator::Naive,
+        _ => Estimator::SeasonalNaive,
+    };
+    // No fitting: every past origin is out of sample, so calibrate on the latest ones.
+    let first = ctx.n.saturating_sub(CALIBRATION_DAYS * ctx.spec.period + 1);
+    let holdout = Holdout::new(ctx, first, 1);
+    let origins: Vec<usize> = (first..ctx.n.saturating_sub(1)).collect();
+    let residuals = if origins.is_empty() {
+        vec![Vec::new(); ctx.cfg.horizon]
+    } else {
+        let all = predict_levels(
+            &estimator,
+            filled,
+            &origins,
+            ctx.cfg.horizon,
+            ctx.spec.transform,
+        )?;
+        holdout.residuals(&holdout.align(&origins, &all))
+    };
+    Ok(Fitted {
+        params: ModelParams {
+            train_window_steps: 0,
+            calibration_steps: ctx.n - first,
+            ridge_alpha: None,
+            forest: None,
+            blend_ridge_weight: Vec::new(),
+        },
+        intervals: calibrate(&residuals, INTERVAL_POOL, ctx.cfg.upper - ctx.cfg.lower),
+        estimator,
+    })
+}
+
+fn fit_learned(
+    ctx: &Context<'_>,
+    filled: &FeatureFrame<'_>,
+    algo: Algorithm,
+) -> Result<Fitted, ForecastError> {
+    let (n, p, h_max) = (ctx.n, ctx.spec.period, ctx.cfg.horizon);
+    let lookback = ctx.spec.lookback;
+    // Enough for a week of lookback, a horizon of training targets before the split and a
+    // horizon of held-out targets after it, with two days of slack each.
+    let need = ctx.cfg.min_history_steps.max(lookback + 2 * h_max + 4 * p);
+    if n < need {
+        return Err(ForecastError::TooLittleData(format!(
+            "{algo} needs {need} steps of history, got {n}"
+        )));
+    }
+    let cal = (opts_cal_days(ctx) * p).min(n - lookback - h_max - 2 * p);
+    let split = n - cal;
+    let window = ctx.opts.train_window_days * p;
+    let holdout = Holdout::new(ctx, split - 1, CALIBRATION_STRIDE);
+    let origins: Vec<usize> = (split - 1..n - 1).step_by(CALIBRATION_STRIDE).collect();
+
+    let use_ridge = !matches!(algo, Algorithm::Forest);
+    let use_forest = !matches!(algo, Algorithm::Ridge);
+    let transform = ctx.spec.transform;
+    let inv = |v: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+        v.into_iter()
+            .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
+            .collect()
+    };
+
+    // Inner validation: fit on targets before `split`, forecast the held-out origins.
+    let mut ridge_alpha = None;
+    let mut ridge_preds = None;
+    if use_ridge {
+        let (alpha, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
+        ridge_alpha = Some(alpha);
+        ridge_preds = Some(preds);
+    }
+    let mut forest_preds = None;
+    if use_forest {
+        let model = fit_forest(ctx, split, window)?;
+        let levels: Vec<f64> = origins
+            .iter()
+            .map(|&t| filled.level(t).unwrap_or(0.0))
+            .collect();
+        let all = super::models::forest_levels(&model, filled, &origins, &levels, h_max)?;
+        forest_preds = Some(inv(holdout.align(&origins, &all)));
+    }
+    let (preds, weights) = match (ridge_preds, forest_preds) {
+        (Some(r), Some(f)) => {
+            let w = match ctx.opts.blend_weight {
+                Some(w) => vec![w; h_max],
+                None => blend_weights(&holdout, &r, &f),
+            };
+            (blend(&r, &f, &w), w)
+        }
+        (Some(r), None) => (r, Vec::new()),
+        (None, Some(f)) => (f, Vec::new()),
+        (None, None) => return Err(ForecastError::FitFailed("no learned member".into())),
+    };
+    let intervals = calibrate(
+        &holdout.residuals(&preds),
+        INTERVAL_POOL,
+        ctx.cfg.upper - ctx.cfg.lower,
+    );
+
+    // Final fit on everything.
+    let ridge = match ridge_alpha {
+        Some(alpha) => Some(
+            ridge_stats(ctx, n, window)?
+                .iter()
+                .map(|s| s.fit(alpha))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
+    let forest = if use_forest {
+        Some(fit_forest(ctx, n, window)?)
+    } else {
+        None
+    };
+    let estimator = match (ridge, forest) {
+        (Some(ridge), Some(forest)) => Estimator::Blend {
+            ridge,
+            forest,
+            ridge_weight: weights.clone(),
+        },
+        (Some(ridge), None) => Estimator::Ridge(ridge),
+        (None, Some(forest)) => Estimator::Forest(forest),
+        (None, None) => return Err(ForecastError::FitFailed("no learned member".into())),
+    };
+    Ok(Fitted {
+        params: ModelParams {
+            train_window_steps: window,
+            calibration_steps: cal,
+            ridge_alpha,
+            forest: use_forest.then(|| ctx.opts.forest.clone()),
+            blend_ridge_weight: weights,
+        },
+        intervals,
+        estimator,
+    })
+}
+
+/// Statistics of every horizon's ridge problem over origins in the trailing window whose
+/// targets are before `end`. Rows touching a gap (in features or target) are left out.
+fn ridge_stats(
+    ctx: &Context<'_>,
+    end: usize,
+    window: usize,
+) -> Result<Vec<RidgeStats>, ForecastError> {
+    let lo = (ctx.spec.lookback - 1).max(end.saturating_sub(window));
+    let mut origins = Vec::new();
+    let mut x = Vec::new();
+    for t in lo..end.saturating_sub(1) {
+        if let Some(row) = ctx.raw.lag_row(t) {
+            origins.push(t);
+            x.extend_from_slice(&row);
+        }
+    }
+    horizon_stats(
+        &x,
+        N_LAG_FEATURES,
+        &origins,
+        end,
+        ctx.cfg.horizon,
+        |i, h| {
+            let t = origins[i];
+            if t + h < end {
+                ctx.raw.target(t, h)
+            } else {
+                None
+            }
+        },
+    )
+}
+
+/// Choose the ridge penalty on the held-out origins; returns it with its held-out
+/// predictions (original scale, aligned with the holdout pairs).
+fn validate_ridge(
+    ctx: &Context<'_>,
+    filled: &FeatureFrame<'_>,
+    holdout: &Holdout,
+    split: usize,
+    window: usize,
+) -> Result<(f64, Vec<Vec<f64>>), ForecastError> {
+    let stats = ridge_stats(ctx, split, window)?;
+    let transform = ctx.spec.transform;
+    let mut preds: Vec<Vec<Vec<f64>>> = vec![Vec::new(); RIDGE_ALPHAS.len()];
+    let mut abs_err = vec![0.0; RIDGE_ALPHAS.len()];
+    for (st, pairs) in stats.iter().zip(&holdout.pairs) {
+        let rows: Vec<([f64; N_LAG_FEATURES], f64)> = pairs
+            .iter()
+            .map(|&(t, _)| {
+                let row = filled.lag_row(t);
+                let level = filled.level(t);
+                row.zip(level)
+                    .ok_or_else(|| ForecastError::FitFailed(format!("no features at {t}")))
+            })
+            .collect::<Result<_, _>>()?;
+        for (ai, &alpha) in RIDGE_ALPHAS.iter().enumerate() {
+            let coefs = st.solve(alpha)?;
+            let p: Vec<f64> = rows
+                .iter()
+                .map(|(row, level)| transform.inverse(level + coefs.predict_one(row)))
+                .collect();
+            abs_err[ai] += p
+                .iter()
+                .zip(pairs)
+                .map(|(f, (_, a))| (a - f).abs())
+                .sum::<f64>();
+            preds[ai].push(p);
+        }
+    }
+    let best = abs_err
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    tracing::debug!(alpha = RIDGE_ALPHAS[best], ?abs_err, "ridge penalty chosen");
+    Ok((RIDGE_ALPHAS[best], preds.swap_remove(best)))
+}
+
+/// Forest on (origin, horizon) pairs sampled from the trailing window before `end`.
+fn fit_forest(ctx: &Context<'_>, end: usize, window: usize) -> Result<ForestModel, ForecastError> {
+    let lo = (ctx.spec.lookback - 1).max(end.saturating_sub(window));
+    let d = sample_design(&ctx.raw, lo, end, ctx.cfg.horizon, &ctx.opts.forest);
+    ForestModel::fit(&d, &ctx.opts.forest)
+}
+
+/// Ridge weight per horizon minimising held-out MAE over neighbouring horizons.
+fn blend_weights(holdout: &Holdout, ridge: &[Vec<f64>], forest: &[Vec<f64>]) -> Vec<f64> {
+    let h_max = holdout.pairs.len();
+    let grid: Vec<f64> = (0..=10).map(|i| f64::from(i) / 10.0).collect();
+    (0..h_max)
+        .map(|h| {
+            let lo = h.saturating_sub(BLEND_POOL);
+            let hi = (h + BLEND_POOL).min(h_max - 1);
+            let err = |w: f64| -> f64 {
+                (lo..=hi)
+                    .map(|k| {
+                        holdout.pairs[k]
+                            .iter()
+                            .zip(&ridge[k])
+                            .zip(&forest[k])
+                            .map(|(((_, a), r), f)| (a - (w * r + (1.0 - w) * f)).abs())
+                            .sum::<f64>()
+                    })
+                    .sum()
+            };
+            grid.iter()
+                .copied()
+                .min_by(|a, b| err(*a).total_cmp(&err(*b)))
+                .unwrap_or(0.5)
+        })
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! Training runs: a durable queue in PostgreSQL and the record of what each run did.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use super::{RegistryError, Trigger};
+use crate::forecast::Algorithm;
+
+/// A run claimed by this process, ready to execute.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub id: i64,
+    pub sensor_id: i64,
+    pub trigger: Trigger,
+    pub requested: Option<Algorithm>,
+}
+
+/// A run as recorded, for the API, the CLI and the pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub sensor: String,
+    pub trigger: String,
+    pub status: String,
+    pub requested: Option<String>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub algorithm: Option<String>,
+    pub params: Option<serde_json::Value>,
+    pub step_secs: Option<i32>,
+    pub data_first: Option<DateTime<Utc>>,
+    pub data_last: Option<DateTime<Utc>>,
+    pub data_rows: Option<i32>,
+    pub data_digest: Option<String>,
+    pub metrics: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// The model version this run produced, if any.
+    pub version_id: Option<i64>,
+}
+
+const RUN_COLUMNS: &str =
+    "r.id, s.name, r.trigger, r.status, r.requested, r.queued_at, r.started_at, \
+     r.finished_at, r.duration_ms, r.algorithm, r.params, r.step_secs, r.data_first, r.data_last, \
+     r.data_rows, r.data_digest, r.metrics, r.error, \
+     (SELECT v.id FROM model_versions v WHERE v.run_id = r.id)";
+
+fn run_from_row(row: &tokio_postgres::Row) -> RunRecord {
+    RunRecord {
+        id: row.get(0),
+        sensor: row.get(1),
+        trigger: row.get(2),
+        status: row.get(3),
+        requested: row.get(4),
+        queued_at: row.get(5),
+        started_at: row.get(6),
+        finished_at: row.get(7),
+        duration_ms: row.get(8),
+        algorithm: row.get(9),
+        params: row.get(10),
+        step_secs: row.get(11),
+        data_first: row.get(12),
+        data_last: row.get(13),
+        data_rows: row.get(14),
+        data_digest: row.get(15),
+        metrics: row.get(16),
+        error: row.get(17),
+        version_id: row.get(18),
+    }
+}
+
+/// Queues a run for a sensor unless one is already queued for it; returns its id.
+pub async fn enqueue(
+    client: &impl GenericClient,
+    sensor_id: i64,
+    trigger: Trigger,
+    requested: Option<Algorithm>,
+) -> Result<i64, RegistryError> {
+    let requested = requested.map(|a| a.name().to_string());
+    // One queued run per sensor is enough: a second request joins the first.
+    let existing = client
+        .query_opt(
+            "SELECT id FROM training_runs WHERE sensor_id = $1 AND status = 'queued' \
+             AND requested IS NOT DISTINCT FROM $2 ORDER BY id LIMIT 1",
+            &[&sensor_id, &requested],
+        )
+        .await?;
+    if let Some(row) = existing {
+        return Ok(row.get(0));
+    }
+    let row = client
+        .query_one(
+            "INSERT INTO training_runs (sensor_id, trigger, requested) VALUES ($1, $2, $3) RETURNING id",
+            &[&sensor_id, &trigger.as_str(), &requested],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Claims the oldest queued run (optionally only among `only`), marking it running.
+/// Concurrent claimers skip rows others hold, so each run executes once.
+pub async fn claim_next(
+    client: &impl GenericClient,
+    instance: &str,
+    only: Option<&[i64]>,
+) -> Result<Option<ClaimedRun>, RegistryError> {
+    let ids: Option<Vec<i64>> = only.map(<[i64]>::to_vec);
+    let row = client
+        .query_opt(
+            "UPDATE training_runs SET status = 'running', started_at = now(), claimed_by = $1 \
+             WHERE id = (SELECT id FROM training_runs WHERE status = 'queued' \
+                         AND ($2::bigint[] IS NULL OR id = ANY($2)) \
+                         ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) \
+             RETURNING id, sensor_id, trigger, requested",
+            &[&instance, &ids],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let trigger: String = row.get(2);
+    let requested: Option<String> = row.get(3);
+    Ok(Some(ClaimedRun {
+        id: row.get(0),
+        sensor_id: row.get(1),
+        trigger: trigger.parse()?,
+        requested: requested.as_deref().and_then(|r| r.parse().ok()),
+    }))
+}
+
+/// Records a failure. The champion is never touched by a failed run.
+pub async fn mark_failed(
+    client: &impl GenericClient,
+    run_id: i64,
+    error: &str,
+) -> Result<(), RegistryError> {
+    client
+        .execute(
+            "UPDATE training_runs SET status = 'failed', error = $2, finished_at = now(), \
+             duration_ms = (extract(epoch FROM now() - coalesce(started_at, queued_at)) * 1000)::bigint \
+             WHERE id = $1",
+            &[&run_id, &error],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn get(client: &impl GenericClient, run_id: i64) -> Result<RunRecord, RegistryError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {RUN_COLUMNS} FROM training_runs r JOIN sensors s ON s.id = r.sensor_id WHERE r.id = $1"),
+            &[&run_id],
+        )
+        .await?
+        .ok_or(RegistryError::UnknownRun(run_id))?;
+    Ok(run_from_row(&row))
+}
+
+/// Most recent runs first, optionally of one sensor.
+pub async fn list(
+    client: &impl GenericClient,
+    sensor_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, RegistryError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM training_runs r JOIN sensors s ON s.id = r.sensor_id \
+                 WHERE ($1::bigint IS NULL OR r.sensor_id = $1) ORDER BY r.id DESC LIMIT $2"
+            ),
+            &[&sensor_id, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(run_from_row).collect())
+}
+
+/// Runs stuck in `running` longer than `older_than_secs` (their process died) are
+/// marked failed so the sensor can be trained again.
+pub async fn fail_abandoned(
+    client: &impl GenericClient,
+    older_than_secs: i64,
+) -> Result<u64, RegistryError> {
+    Ok(client
+        .execute(
+            "UPDATE training_runs SET status = 'failed', finished_at = now(), \
+             error = 'abandoned: the process running it stopped' \
+             WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::float8)",
+            &[&(older_than_secs as f64)],
+        )
+        .await?)
+}

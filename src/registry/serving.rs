@@ -1,0 +1,272 @@
+//! Serving forecasts: the champion of a sensor, kept in memory, applied to the latest
+//! readings. Every forecast issued for a new origin is stored so the monitor can score it.
+//!
+//! Caching: fitted models by version id (immutable, so never stale), and the last
+//! forecast per sensor keyed by (champion version, time of the last reading). One cheap
+//! indexed query per request checks both keys, so a promotion or a new reading on any
+//! replica is seen at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use deadpool_postgres::Pool;
+use serde::Serialize;
+
+use super::{forecast_config, runs, trainer, RegistryError, Trigger};
+use crate::config::Settings;
+use crate::domain::SensorKind;
+use crate::forecast::{self, Algorithm, FittedModel, Forecast, ForecastStep};
+
+/// How a forecast was made, for the API and the pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Version number of the champion; `None` when the on-the-fly baseline serves.
+    pub version: Option<i32>,
+    #[serde(skip)]
+    pub version_id: Option<i64>,
+    pub algorithm: String,
+    pub baseline: bool,
+    pub metrics: serde_json::Value,
+}
+
+/// A forecast for a sensor, as served.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServedForecast {
+    pub sensor: String,
+    /// The forecast origin: the last observed step, from which every step is counted.
+    pub issued_at: DateTime<Utc>,
+    pub model: ModelInfo,
+    pub steps: Vec<ForecastStep>,
+}
+
+struct CachedForecast {
+    version_id: Option<i64>,
+    last_reading: DateTime<Utc>,
+    model: ModelInfo,
+    forecast: Arc<Forecast>,
+}
+
+/// Shared by all request handlers of a process.
+#[derive(Default)]
+pub struct ForecastCache {
+    models: RwLock<HashMap<i64, Arc<FittedModel>>>,
+    forecasts: RwLock<HashMap<i64, Arc<CachedForecast>>>,
+}
+
+impl ForecastCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Parses a horizon such as `48h`, `5d`, `90m` or a bare number of hours into steps.
+pub fn parse_horizon(text: &str, step_secs: i64, max_steps: usize) -> Result<usize, RegistryError> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "h"),
+    };
+    let n: i64 = num.parse().map_err(|_| {
+        RegistryError::Refused(format!("horizon `{text}`: expected e.g. 1h, 48h or 5d"))
+    })?;
+    let secs = match unit {
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(RegistryError::Refused(format!(
+                "horizon `{text}`: unit must be m, h or d"
+            )))
+        }
+    };
+    let steps = secs / step_secs.max(1);
+    if secs % step_secs.max(1) != 0 || steps < 1 || steps as usize > max_steps {
+        return Err(RegistryError::Refused(format!(
+            "horizon `{text}` must be a whole number of {step_secs}-second steps between 1 and {max_steps}"
+        )));
+    }
+    Ok(steps as usize)
+}
+
+/// The champion's forecast for `sensor`, `steps` steps ahead.
+pub async fn forecast_for(
+    pool: &Pool,
+    settings: &Settings,
+    cache: &ForecastCache,
+    sensor: &str,
+    steps: usize,
+) -> Result<ServedForecast, RegistryError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT s.id, s.kind, v.id, v.version, v.algorithm, v.baseline, v.metrics, v.format_version, \
+                    (SELECT max(ts) FROM readings r WHERE r.sensor_id = s.id) \
+             FROM sensors s LEFT JOIN model_versions v ON v.sensor_id = s.id AND v.status = 'champion' \
+             WHERE s.name = $1",
+            &[&sensor],
+        )
+        .await?
+        .ok_or_else(|| RegistryError::UnknownSensor(sensor.to_string()))?;
+    let sensor_id: i64 = row.get(0);
+    let kind: SensorKind = row
+        .get::<_, String>(1)
+        .parse()
+        .map_err(|_| RegistryError::Corrupt(format!("sensor `{sensor}` has an unknown kind")))?;
+    let version_id: Option<i64> = row.get(2);
+    let last_reading: Option<DateTime<Utc>> = row.get(8);
+    let Some(last_reading) = last_reading else {
+        return Err(RegistryError::Refused(format!(
+            "sensor `{sensor}` has no readings yet"
+        )));
+    };
+
+    let cached = cache
+        .forecasts
+        .read()
+        .ok()
+        .and_then(|m| m.get(&sensor_id).cloned())
+        .filter(|c| c.version_id == version_id && c.last_reading == last_reading);
+    let entry = match cached {
+        Some(c) => c,
+        None => {
+            let champion = match version_id {
+                Some(id) => {
+                    let info = ModelInfo {
+                        version: row.get(3),
+                        version_id: Some(id),
+                        algorithm: row.get(4),
+                        baseline: row.get(5),
+                        metrics: row.get(6),
+                    };
+                    load_champion(&client, cache, id, row.get(7))
+                        .await?
+                        .map(|m| (m, info))
+                }
+                None => None,
+            };
+            if version_id.is_some() && champion.is_none() {
+                // The stored model can no longer be read by this build: refit it, and
+                // serve the baseline meanwhile rather than anything wrong.
+                tracing::warn!(
+                    sensor,
+                    "champion model format is unreadable; queueing a refit"
+                );
+                runs::enqueue(&**client, sensor_id, Trigger::Manual, None).await?;
+            }
+            let cfg = forecast_config(settings, kind.valid_range());
+            let horizon = cfg.horizon;
+            // A week of lags plus the rolling windows plus room for a few gaps.
+            let since = last_reading - Duration::days(10);
+            let readings = trainer::load_readings(&**client, sensor_id, since).await?;
+            drop(client);
+            let (forecast, model, served_id) = tokio::task::spawn_blocking(move || {
+                let series = forecast::resample(&readings, &cfg);
+                match champion {
+                    Some((model, info)) => model
+                        .forecast(&series, horizon)
+                        .map(|f| (f, info, version_id)),
+                    None => {
+                        let algo = Algorithm::SeasonalNaive;
+                        let model = forecast::fit(&series, algo, &cfg)?;
+                        let info = ModelInfo {
+                            version: None,
+                            version_id: None,
+                            algorithm: algo.name().to_string(),
+                            baseline: true,
+                            metrics: serde_json::json!({}),
+                        };
+                        model.forecast(&series, horizon).map(|f| (f, info, None))
+                    }
+                }
+            })
+            .await
+            .map_err(|e| RegistryError::Panicked(e.to_string()))??;
+            let entry = Arc::new(CachedForecast {
+                version_id,
+                last_reading,
+                model,
+                forecast: Arc::new(forecast),
+            });
+            if let Ok(mut m) = cache.forecasts.write() {
+                m.insert(sensor_id, entry.clone());
+            }
+            if let Some(vid) = served_id {
+                record_issued(pool, sensor_id, vid, &entry.forecast).await;
+            }
+            entry
+        }
+    };
+    Ok(ServedForecast {
+        sensor: sensor.to_string(),
+        issued_at: entry.forecast.origin,
+        model: entry.model.clone(),
+        steps: entry.forecast.steps.iter().take(steps).cloned().collect(),
+    })
+}
+
+async fn load_champion(
+    client: &deadpool_postgres::Client,
+    cache: &ForecastCache,
+    version_id: i64,
+    format_version: i32,
+) -> Result<Option<Arc<FittedModel>>, RegistryError> {
+    if let Some(m) = cache
+        .models
+        .read()
+        .ok()
+        .and_then(|m| m.get(&version_id).cloned())
+    {
+        return Ok(Some(m));
+    }
+    let row = client
+        .query_one(
+            "SELECT model FROM model_versions WHERE id = $1",
+            &[&version_id],
+        )
+        .await?;
+    let bytes: Vec<u8> = row.get(0);
+    let Some(model) = trainer::load_model(&bytes, format_version) else {
+        return Ok(None);
+    };
+    let model = Arc::new(model);
+    if let Ok(mut m) = cache.models.write() {
+        m.insert(version_id, model.clone());
+    }
+    Ok(Some(model))
+}
+
+/// Stores a champion's forecast once per origin (a repeat is a no-op). A failure is
+/// logged, not returned: the reader still gets the forecast.
+async fn record_issued(pool: &Pool, sensor_id: i64, version_id: i64, forecast: &Forecast) {
+    let n = forecast.steps.len();
+    let mut targets = Vec::with_capacity(n);
+    let mut horizons = Vec::with_capacity(n);
+    let (mut v, mut l8, mut h8, mut l9, mut h9) = (vec![], vec![], vec![], vec![], vec![]);
+    for (i, s) in forecast.steps.iter().enumerate() {
+        targets.push(s.ts);
+        horizons.push(i as i32 + 1);
+        v.push(s.value);
+        l8.push(s.lo80);
+        h8.push(s.hi80);
+        l9.push(s.lo95);
+        h9.push(s.hi95);
+    }
+    let result = async {
+        let client = pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO issued_forecasts (sensor_id, model_version_id, issued_at, target_ts, horizon, \
+                 value, lo80, hi80, lo95, hi95) \
+                 SELECT $1, $2, $3, t.* FROM unnest($4::timestamptz[], $5::int[], $6::float8[], $7::float8[], \
+                 $8::float8[], $9::float8[], $10::float8[]) AS t ON CONFLICT DO NOTHING",
+                &[&sensor_id, &version_id, &forecast.origin, &targets, &horizons, &v, &l8, &h8, &l9, &h9],
+            )
+            .await?;
+        Ok::<(), RegistryError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(sensor_id, error = %e, "could not record the issued forecast");
+    }
+}

@@ -1,0 +1,530 @@
+//! The MLOps loop against a real database: training runs, versions, promotion policy,
+//! rollback, failures, scheduling across replicas, drift, export and the forecast API.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as Days, Utc};
+use common::{insert_readings, insert_sensor, simulated_hourly, spawn_app_with, TestApp};
+use hygrocast::config::Settings;
+use hygrocast::forecast::Algorithm;
+use hygrocast::registry::{runs, serving::ForecastCache, trainer, versions, Trigger};
+use hygrocast::scheduler::{self, Background, JobKind, Scheduler};
+
+/// Small windows keep the backtests quick in a debug build.
+fn quick(settings: &mut Settings) {
+    settings.forecast.window_days = 5;
+    settings.forecast.train_days = 40;
+    settings.forecast.min_history_days = 14;
+    settings.scheduler.retrain_enabled = false;
+    settings.scheduler.monitor_enabled = false;
+}
+
+async fn app_with_sensor(name: &str, days: i64) -> (TestApp, i64) {
+    let app = spawn_app_with(quick).await;
+    let client = app.client().await;
+    let id = insert_sensor(&client, name).await;
+    insert_readings(&client, id, &simulated_hourly(7, Utc::now(), days)).await;
+    (app, id)
+}
+
+fn background(app: &TestApp) -> Background {
+    Background::new(
+        app.pool.clone(),
+        app.settings.clone(),
+        Arc::new(ForecastCache::new()),
+    )
+}
+
+/// Queues and runs one training run in-process, as `hygrocast train` does.
+async fn train(app: &TestApp, sensor_id: i64, algo: Option<Algorithm>) -> runs::RunRecord {
+    let client = app.pool.get().await.expect("client");
+    let id = runs::enqueue(&**client, sensor_id, Trigger::Manual, algo)
+        .await
+        .expect("enqueue");
+    trainer::run_claimed(&app.pool, &app.settings, "test", &[id], |_| {})
+        .await
+        .expect("run");
+    runs::get(&**client, id).await.expect("run record")
+}
+
+async fn champion(app: &TestApp, sensor_id: i64) -> Option<versions::VersionRecord> {
+    let client = app.pool.get().await.expect("client");
+    versions::champion(&**client, sensor_id)
+        .await
+        .expect("champion")
+}
+
+#[tokio::test]
+async fn a_run_records_what_it_saw_and_its_first_version_becomes_champion() {
+    let (app, id) = app_with_sensor("greenhouse-1", 30).await;
+    let run = train(&app, id, None).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(run.trigger, "manual");
+    assert_eq!(
+        run.data_digest.as_ref().map(String::len),
+        Some(64),
+        "sha-256 hex digest"
+    );
+    assert!(run.data_rows.unwrap_or(0) >= 24 * 29);
+    assert!(run.data_first.is_some() && run.data_last.is_some());
+    assert!(run.duration_ms.is_some());
+    let metrics = run.metrics.expect("backtest table");
+    assert!(
+        metrics["candidates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{metrics}"
+    );
+    let champ = champion(&app, id).await.expect("a champion");
+    assert_eq!(champ.version, 1);
+    assert_eq!(Some(champ.run_id), Some(run.id));
+    // With enough history the backtest chose among all candidates (baselines included).
+    assert_eq!(champ.algorithm, run.algorithm.clone().expect("algorithm"));
+    assert_eq!(
+        champ.baseline,
+        matches!(champ.algorithm.as_str(), "naive" | "seasonal_naive")
+    );
+    assert!(champ.mase_1_24.is_some());
+}
+
+#[tokio::test]
+async fn too_little_history_is_served_by_the_labelled_baseline() {
+    let (app, id) = app_with_sensor("new-sensor", 5).await;
+    let run = train(&app, id, None).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    let champ = champion(&app, id).await.expect("champion");
+    assert!(champ.baseline);
+    assert_eq!(champ.algorithm, "seasonal_naive");
+    let body: serde_json::Value = app
+        .get("/api/v1/sensors/new-sensor/forecast?horizon=24h")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["model"]["baseline"], true, "{body}");
+}
+
+#[tokio::test]
+async fn a_worse_challenger_is_not_promoted_and_rollback_restores_the_previous_champion() {
+    let (app, id) = app_with_sensor("museum-hall", 30).await;
+    // Start from the naive baseline as champion, then let the backtest choose.
+    let first = train(&app, id, Some(Algorithm::Naive)).await;
+    assert_eq!(first.status, "succeeded", "{:?}", first.error);
+    assert_eq!(
+        champion(&app, id).await.expect("champion").algorithm,
+        "naive"
+    );
+
+    let second = train(&app, id, None).await;
+    assert_eq!(second.status, "succeeded", "{:?}", second.error);
+    let champ = champion(&app, id).await.expect("champion");
+    assert_eq!(
+        champ.version, 2,
+        "the learned model beats naive: {}",
+        champ.status_reason
+    );
+
+    // A deliberately worse challenger (naive again) is kept as a challenger, with a reason.
+    let third = train(&app, id, Some(Algorithm::Naive)).await;
+    assert_eq!(third.status, "succeeded");
+    let champ = champion(&app, id).await.expect("champion");
+    assert_eq!(
+        champ.version, 2,
+        "the worse challenger must not be promoted"
+    );
+    let client = app.pool.get().await.expect("client");
+    let v3 = versions::list(&**client, Some(id), 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|v| v.version == 3)
+        .expect("v3 stored");
+    assert_eq!(v3.status, "challenger");
+    assert!(
+        v3.status_reason.contains("not better"),
+        "{}",
+        v3.status_reason
+    );
+
+    // Rollback: back to v1, recorded as a rollback.
+    let mut client = app.pool.get().await.expect("client");
+    let restored = versions::rollback(&mut client, "museum-hall")
+        .await
+        .expect("rollback");
+    assert_eq!(restored.version, 1);
+    assert_eq!(champion(&app, id).await.expect("champion").version, 1);
+    let promos = versions::promotions(&**client, Some(id), 10)
+        .await
+        .expect("promotions");
+    assert_eq!(promos[0].kind, "rollback");
+    assert_eq!((promos[0].from_version, promos[0].to_version), (Some(2), 1));
+}
+
+#[tokio::test]
+async fn a_failing_training_leaves_the_champion_serving() {
+    let (app, id) = app_with_sensor("warehouse-2", 30).await;
+    assert_eq!(train(&app, id, None).await.status, "succeeded");
+    let before = champion(&app, id).await.expect("champion");
+
+    // Ask for a learned model under settings that cannot give it enough history.
+    let mut strict = (*app.settings).clone();
+    strict.forecast.min_history_days = 365;
+    let client = app.pool.get().await.expect("client");
+    let run_id = runs::enqueue(&**client, id, Trigger::Manual, Some(Algorithm::Ridge))
+        .await
+        .expect("enqueue");
+    let results = trainer::run_claimed(&app.pool, &strict, "test", &[run_id], |_| {})
+        .await
+        .expect("run");
+    assert!(results[0].is_err());
+    let run = runs::get(&**client, run_id).await.expect("run");
+    assert_eq!(run.status, "failed");
+    assert!(
+        run.error.as_deref().is_some_and(|e| e.contains("history")),
+        "{:?}",
+        run.error
+    );
+
+    let after = champion(&app, id).await.expect("still a champion");
+    assert_eq!(after.id, before.id);
+    let res = app
+        .get("/api/v1/sensors/warehouse-2/forecast?horizon=6h")
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["model"]["version"], before.version);
+}
+
+#[tokio::test]
+async fn the_forecast_api_serves_the_champion_with_intervals() {
+    let (app, id) = app_with_sensor("station-9", 30).await;
+    train(&app, id, None).await;
+    let champ = champion(&app, id).await.expect("champion");
+    let res = app
+        .get("/api/v1/sensors/station-9/forecast?horizon=48h")
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["sensor"], "station-9");
+    assert_eq!(body["model"]["version"], champ.version);
+    assert_eq!(body["model"]["algorithm"], champ.algorithm.as_str());
+    assert_eq!(body["model"]["baseline"], champ.baseline);
+    assert!(body["model"]["metrics"]["mase_1_24"].is_number(), "{body}");
+    let steps = body["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 48);
+    let issued: DateTime<Utc> = body["issued_at"]
+        .as_str()
+        .expect("issued_at")
+        .parse()
+        .expect("rfc3339");
+    let mut prev = issued;
+    for s in steps {
+        let ts: DateTime<Utc> = s["ts"].as_str().expect("ts").parse().expect("rfc3339");
+        assert_eq!(ts - prev, Days::hours(1), "one step per hour");
+        prev = ts;
+        let (v, l8, h8, l9, h9) = (
+            s["value"].as_f64().expect("value"),
+            s["lo80"].as_f64().expect("lo80"),
+            s["hi80"].as_f64().expect("hi80"),
+            s["lo95"].as_f64().expect("lo95"),
+            s["hi95"].as_f64().expect("hi95"),
+        );
+        assert!((0.0..=100.0).contains(&v));
+        assert!(l9 <= l8 && l8 <= v && v <= h8 && h8 <= h9, "{s}");
+        assert!(l9 >= 0.0 && h9 <= 100.0);
+    }
+    // The issued forecast is stored once per origin, for the monitor.
+    let client = app.client().await;
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM issued_forecasts WHERE sensor_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 120);
+    app.get("/api/v1/sensors/station-9/forecast").await;
+    let again: i64 = client
+        .query_one(
+            "SELECT count(*) FROM issued_forecasts WHERE sensor_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(again, 120, "same origin, no second copy");
+
+    assert_eq!(
+        app.get("/api/v1/sensors/station-9/forecast?horizon=121h")
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        app.get("/api/v1/sensors/station-9/forecast?horizon=soon")
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        app.get("/api/v1/sensors/nobody/forecast").await.status(),
+        404
+    );
+
+    let models: serde_json::Value = app
+        .get("/api/v1/sensors/station-9/models")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["champion"]["version"], champ.version);
+    assert_eq!(models["versions"].as_array().map(Vec::len), Some(1));
+    let run: serde_json::Value = app
+        .get(&format!("/api/v1/runs/{}", champ.run_id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["data_digest"].as_str().map(str::len), Some(64));
+    assert_eq!(app.get("/api/v1/runs/999999").await.status(), 404);
+}
+
+#[tokio::test]
+async fn an_unreadable_model_format_is_refitted_never_served() {
+    let (app, id) = app_with_sensor("old-format", 30).await;
+    train(&app, id, None).await;
+    let client = app.client().await;
+    client
+        .execute(
+            "UPDATE model_versions SET format_version = 999 WHERE sensor_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("age the model");
+    let body: serde_json::Value = app
+        .get("/api/v1/sensors/old-format/forecast?horizon=6h")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["model"]["baseline"], true, "{body}");
+    let queued: i64 = client
+        .query_one(
+            "SELECT count(*) FROM training_runs WHERE sensor_id = $1 AND status = 'queued'",
+            &[&id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(queued, 1, "a refit is queued");
+}
+
+#[tokio::test]
+async fn the_nightly_job_fired_directly_trains_and_promotes() {
+    let (app, id) = app_with_sensor("night-1", 30).await;
+    let bg = background(&app);
+    let detail = scheduler::fire(&bg, JobKind::Retrain, Utc::now())
+        .await
+        .expect("fire");
+    assert!(detail.is_some_and(|d| d.contains("queued 1")));
+    let client = app.pool.get().await.expect("client");
+    let run = runs::list(&**client, Some(id), 1)
+        .await
+        .expect("runs")
+        .remove(0);
+    assert_eq!(run.trigger, "new-sensor");
+    trainer::run_claimed(&app.pool, &app.settings, "test", &[run.id], |_| {})
+        .await
+        .expect("train");
+    assert!(champion(&app, id).await.is_some());
+    // Nothing new since: the next night queues nothing.
+    let detail = scheduler::fire(&bg, JobKind::Retrain, Utc::now() + Days::days(1))
+        .await
+        .expect("fire");
+    assert!(detail.is_some_and(|d| d.contains("queued 0")));
+}
+
+#[tokio::test]
+async fn two_replicas_run_each_firing_once_and_share_the_training() {
+    let app = spawn_app_with(quick).await;
+    let client = app.client().await;
+    for i in 0..4 {
+        let id = insert_sensor(&client, &format!("s{i}")).await;
+        insert_readings(&client, id, &simulated_hourly(i, Utc::now(), 20)).await;
+    }
+    let (a, b) = (background(&app), background(&app));
+    let tick = Utc::now();
+    let (ra, rb) = tokio::join!(
+        scheduler::fire(&a, JobKind::Retrain, tick),
+        scheduler::fire(&b, JobKind::Retrain, tick)
+    );
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert!(
+        ra.is_some() != rb.is_some(),
+        "exactly one replica runs the firing: {ra:?} {rb:?}"
+    );
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(sql, &[])
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM job_runs").await, 1);
+    assert_eq!(
+        count("SELECT count(*) FROM training_runs").await,
+        4,
+        "one run per sensor"
+    );
+
+    // Both replicas' workers drain the queue; every run executes exactly once.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let wa = tokio::spawn(scheduler::training_worker(a.clone(), stop.clone()));
+    let wb = tokio::spawn(scheduler::training_worker(b.clone(), stop.clone()));
+    for _ in 0..600 {
+        if count("SELECT count(*) FROM training_runs WHERE status IN ('queued', 'running')").await
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wa.abort();
+    wb.abort();
+    assert_eq!(
+        count("SELECT count(*) FROM training_runs WHERE status = 'succeeded'").await,
+        4
+    );
+    assert_eq!(count("SELECT count(*) FROM model_versions").await, 4);
+}
+
+#[tokio::test]
+async fn a_cron_firing_every_few_seconds_trains_and_promotes() {
+    let (app, id) = app_with_sensor("cron-1", 20).await;
+    let mut settings = (*app.settings).clone();
+    settings.scheduler.retrain_enabled = true;
+    settings.scheduler.retrain_cron = "*/2 * * * * *".into();
+    settings.registry.poll_secs = 1;
+    let bg = Background::new(
+        app.pool.clone(),
+        Arc::new(settings),
+        Arc::new(ForecastCache::new()),
+    );
+    let sched = Scheduler::start(bg).await.expect("scheduler");
+    let mut promoted = false;
+    for _ in 0..600 {
+        if champion(&app, id).await.is_some() {
+            promoted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sched.shutdown().await;
+    assert!(promoted, "the cron job did not train the sensor");
+    let client = app.client().await;
+    let jobs: i64 = client
+        .query_one(
+            "SELECT count(*) FROM job_runs WHERE job = 'retrain' AND status = 'succeeded'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert!(jobs >= 1);
+}
+
+#[tokio::test]
+async fn drift_after_a_move_indoors_triggers_an_early_retrain() {
+    let app = spawn_app_with(quick).await;
+    let client = app.client().await;
+    let id = insert_sensor(&client, "moved").await;
+    let now = Utc::now();
+    let t0 = now - Days::days(2);
+    // Outdoors until two days ago: train, and issue a forecast from then.
+    insert_readings(&client, id, &simulated_hourly(3, t0, 30)).await;
+    assert_eq!(train(&app, id, None).await.status, "succeeded");
+    let res = app.get("/api/v1/sensors/moved/forecast").await;
+    assert_eq!(res.status(), 200);
+    // Then it was moved indoors: flat, dry air the model never saw.
+    let indoor: Vec<_> = (1..48)
+        .map(|h| (t0 + Days::hours(h), 22.0 + (h % 3) as f64 * 0.2))
+        .collect();
+    insert_readings(&client, id, &indoor).await;
+
+    let bg = background(&app);
+    let report = hygrocast::registry::monitor::run_once(&bg.pool, &bg.settings, &bg.cache)
+        .await
+        .expect("monitor");
+    let week = report
+        .scores
+        .iter()
+        .find(|s| s.sensor_id == id && s.window_hours == 168)
+        .expect("7-day score");
+    assert!(week.n >= 12, "scored points: {}", week.n);
+    assert!(week.mase_1_24.is_some_and(|m| m > 1.0), "{week:?}");
+    assert_eq!(report.drift_runs.len(), 1, "a drift retrain is queued");
+    let (_, run_id) = report.drift_runs[0];
+    let pool_client = app.pool.get().await.expect("client");
+    let run = runs::get(&**pool_client, run_id).await.expect("run");
+    assert_eq!(run.trigger, "drift");
+    let events: i64 = client
+        .query_one(
+            "SELECT count(*) FROM drift_events WHERE sensor_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(events, 1);
+    // Within the cool-down the rule does not fire again.
+    let again = hygrocast::registry::monitor::run_once(&bg.pool, &bg.settings, &bg.cache)
+        .await
+        .expect("monitor");
+    assert!(again.drift_runs.is_empty());
+}
+
+#[tokio::test]
+async fn export_reproduces_a_runs_digest_and_reports_a_mismatch() {
+    let (app, id) = app_with_sensor("export-me", 20).await;
+    let run = train(&app, id, None).await;
+    let url = common::conninfo(&app.db.pg_config);
+    let export = |out: std::path::PathBuf| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+            .env("HYGROCAST_DATABASE__URL", &url)
+            .env("HYGROCAST_FORECAST__TRAIN_DAYS", "40")
+            .args(["export", "--run", &run.id.to_string(), "--out"])
+            .arg(out)
+            .output()
+            .expect("run export")
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let out = export(dir.path().join("a.csv"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("digest verified"), "{stderr}");
+    let csv = std::fs::read_to_string(dir.path().join("a.csv")).expect("csv");
+    assert!(csv.starts_with("ts,value\n"));
+    assert_eq!(csv.lines().count() as i32 - 1, run.data_rows.expect("rows"));
+
+    // A late reading inside the run's window changes the data it saw: reported.
+    let client = app.client().await;
+    let late = run.data_first.expect("first") + Days::minutes(90);
+    client
+        .execute(
+            "INSERT INTO readings (sensor_id, ts, value) VALUES ($1, $2, 99.0) ON CONFLICT (sensor_id, ts) DO UPDATE SET value = 99.0",
+            &[&id, &late],
+        )
+        .await
+        .expect("late reading");
+    let out = export(dir.path().join("b.csv"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MISMATCH"));
+}
