@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod ingest;
+pub mod sensors;
 pub mod simulate;
 pub mod telemetry;
 pub mod web;

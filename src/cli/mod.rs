@@ -1,7 +1,12 @@
 //! The command line (clap): `hygrocast serve`, `hygrocast migrate`, and the admin commands.
 //! Every command shares the configuration and the database of `serve`.
 
+mod sensor;
 mod serve;
+mod simulate;
+
+pub use sensor::SensorCommand;
+pub use simulate::{SimulateArgs, WireFormat};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +48,14 @@ pub enum Command {
     /// Safe to run while other hygrocast processes start: migrators take an advisory lock
     /// and each migration is applied exactly once.
     Migrate,
+    /// Manage sensors and their tokens.
+    #[command(subcommand)]
+    Sensor(SensorCommand),
+    /// Act as a humidity sensor: post realistic readings to a hygrocast server.
+    ///
+    /// Backfills history in batches, then posts one reading per interval; retries with
+    /// exponential backoff on 503 and network errors. Needs no database of its own.
+    Simulate(SimulateArgs),
 }
 
 /// Entry point of the binary.
@@ -105,12 +118,13 @@ async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> 
             }
             Ok(())
         }
+        Command::Sensor(cmd) => sensor::run(cmd, settings).await,
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 
 /// Runs an admin command against the shared database (migrated), then closes it: a private
 /// cluster the command had to start is stopped again.
-#[allow(dead_code)] // the admin subcommands of the next issues use it
 pub(crate) async fn with_database<F, Fut>(settings: &Settings, f: F) -> Result<(), CliError>
 where
     F: FnOnce(Arc<Database>) -> Fut,

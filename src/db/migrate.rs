@@ -93,10 +93,12 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
                 )))
             }
             Some(_) => {}
-            None => return Err(DbError::Migration(format!(
+            None => {
+                return Err(DbError::Migration(format!(
                 "the database has migration {version} ({name}), which this binary does not know: \
                      it was migrated by a newer hygrocast"
-            ))),
+            )))
+            }
         }
     }
     let mut applied = Vec::new();

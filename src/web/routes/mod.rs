@@ -1,10 +1,19 @@
 //! Route table: every path the server answers, in one place.
 
 mod health;
+mod ingest;
+mod readings;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/api/v1/readings", web::post().to(ingest::post_readings))
+        .route("/api/v2/write", web::post().to(ingest::influx_v2_write))
+        .route("/write", web::post().to(ingest::influx_v1_write))
+        .route(
+            "/api/v1/sensors/{name}/readings",
+            web::get().to(readings::get_readings),
+        );
 }
