@@ -31,8 +31,13 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(200);
 
 const LOCK_SENSORS: &str =
     "SELECT id, token_hash FROM sensors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE";
+/// Only rows whose request's token hash is still the sensor's are inserted (the sensor
+/// rows are locked by LOCK_SENSORS earlier in the same transaction).
 const INSERT_READINGS: &str = "INSERT INTO readings (sensor_id, ts, value) \
-     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[]) \
+     SELECT u.sensor_id, u.ts, u.value \
+     FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[], $4::bytea[]) \
+          AS u(sensor_id, ts, value, token_hash) \
+     JOIN sensors s ON s.id = u.sensor_id AND s.token_hash = u.token_hash \
      ON CONFLICT DO NOTHING RETURNING sensor_id, ts";
 
 /// The result of a committed write.
@@ -225,8 +230,32 @@ impl Writer {
 
 /// Writes every job in one transaction; one outcome per job, in order. `Err` means
 /// nothing of this flush may be acknowledged.
+///
+/// The transaction is sent as one pipeline (BEGIN, lock, INSERT, COMMIT written together,
+/// then the four answers read), so a flush costs one round trip to PostgreSQL plus its
+/// commit, however many requests it carries:
+/// - the lock (`FOR KEY SHARE` on the flush's sensor rows, in id order so concurrent
+///   flushes cannot deadlock with a rotation) returns the stored token hashes, which are
+///   compared with each request's in constant time to tell it whether it was written;
+/// - the INSERT only takes rows whose token hash still matches the locked sensor row, so
+///   a token rotated or a sensor removed after the request was authenticated writes
+///   nothing, even though the INSERT is sent before the lock's answer is read;
+/// - the COMMIT turns into a rollback if anything before it failed; we only acknowledge
+///   when every answer, COMMIT's included, came back without error.
 async fn flush(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<WriteOutcome, WriteError>>, String> {
-    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let result = flush_on(&client, jobs).await;
+    if result.is_err() {
+        // The connection may be mid-transaction or broken: never hand it out again.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    result
+}
+
+async fn flush_on(
+    client: &deadpool_postgres::Client,
+    jobs: &[Job],
+) -> Result<Vec<Result<WriteOutcome, WriteError>>, String> {
     let lock = client
         .prepare_cached(LOCK_SENSORS)
         .await
@@ -235,27 +264,10 @@ async fn flush(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<WriteOutcome, Wri
         .prepare_cached(INSERT_READINGS)
         .await
         .map_err(|e| e.to_string())?;
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
 
     let mut sensor_ids: Vec<i64> = jobs.iter().map(|j| j.sensor_id).collect();
     sensor_ids.sort_unstable();
     sensor_ids.dedup();
-    let stored: HashMap<i64, Vec<u8>> = tx
-        .query(&lock, &[&sensor_ids])
-        .await
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect::<Result<_, tokio_postgres::Error>>()
-        .map_err(|e| e.to_string())?;
-    let authorized: Vec<bool> = jobs
-        .iter()
-        .map(|j| {
-            stored
-                .get(&j.sensor_id)
-                .is_some_and(|h| bool::from(h.as_slice().ct_eq(&j.token_hash)))
-        })
-        .collect();
 
     // Rows to insert, first occurrence of each (sensor, ts) only: two requests of one
     // flush repeating a reading must not both count it as accepted.
@@ -263,46 +275,61 @@ async fn flush(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<WriteOutcome, Wri
     let mut ids = Vec::with_capacity(capacity);
     let mut tss: Vec<DateTime<Utc>> = Vec::with_capacity(capacity);
     let mut values = Vec::with_capacity(capacity);
+    let mut hashes: Vec<&[u8]> = Vec::with_capacity(capacity);
     let mut in_flush = HashSet::with_capacity(capacity);
     let mut first_in_flush: Vec<Vec<bool>> = Vec::with_capacity(jobs.len());
-    for (job, ok) in jobs.iter().zip(&authorized) {
+    for job in jobs {
         let mut firsts = Vec::with_capacity(job.readings.len());
-        if *ok {
-            for r in &job.readings {
-                let first = in_flush.insert((job.sensor_id, r.ts().timestamp_micros()));
-                if first {
-                    ids.push(job.sensor_id);
-                    tss.push(r.ts());
-                    values.push(r.value());
-                }
-                firsts.push(first);
+        for r in &job.readings {
+            let first = in_flush.insert((job.sensor_id, r.ts().timestamp_micros()));
+            if first {
+                ids.push(job.sensor_id);
+                tss.push(r.ts());
+                values.push(r.value());
+                hashes.push(job.token_hash.as_slice());
             }
+            firsts.push(first);
         }
         first_in_flush.push(firsts);
     }
 
-    let inserted: HashSet<(i64, i64)> = if ids.is_empty() {
-        HashSet::new()
-    } else {
-        tx.query(&insert, &[&ids, &tss, &values])
-            .await
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|row| {
-                let ts: DateTime<Utc> = row.try_get(1)?;
-                Ok((row.try_get(0)?, ts.timestamp_micros()))
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(|e| e.to_string())?
-    };
-    tx.commit().await.map_err(|e| e.to_string())?;
+    // join4 polls its futures in argument order, and each one writes its request to the
+    // connection on its first poll: the four go out in this order before any answer is
+    // awaited (tokio-postgres pipelining).
+    let (begin, locked, inserted, commit) = futures_util::future::join4(
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &[&sensor_ids]),
+        client.query(&insert, &[&ids, &tss, &values, &hashes]),
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    begin.map_err(|e| e.to_string())?;
+    let locked = locked.map_err(|e| e.to_string())?;
+    let inserted = inserted.map_err(|e| e.to_string())?;
+    commit.map_err(|e| e.to_string())?;
+
+    let stored: HashMap<i64, Vec<u8>> = locked
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(|e| e.to_string())?;
+    let inserted: HashSet<(i64, i64)> = inserted
+        .iter()
+        .map(|row| {
+            let ts: DateTime<Utc> = row.try_get(1)?;
+            Ok((row.try_get(0)?, ts.timestamp_micros()))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(|e| e.to_string())?;
 
     Ok(jobs
         .iter()
-        .zip(authorized)
         .zip(first_in_flush)
-        .map(|((job, ok), firsts)| {
-            if !ok {
+        .map(|(job, firsts)| {
+            let authorized = stored
+                .get(&job.sensor_id)
+                .is_some_and(|h| bool::from(h.as_slice().ct_eq(&job.token_hash)));
+            if !authorized {
                 return Err(WriteError::Unauthorized);
             }
             let accepted = job
