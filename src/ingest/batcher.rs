@@ -29,16 +29,32 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed flush, so a down database is not hammered by every writer.
 const FAILURE_PAUSE: Duration = Duration::from_millis(200);
 
-const LOCK_SENSORS: &str =
-    "SELECT id, token_hash FROM sensors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE";
-/// Only rows whose request's token hash is still the sensor's are inserted (the sensor
-/// rows are locked by LOCK_SENSORS earlier in the same transaction).
-const INSERT_READINGS: &str = "INSERT INTO readings (sensor_id, ts, value) \
-     SELECT u.sensor_id, u.ts, u.value \
-     FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[], $4::bytea[]) \
-          AS u(sensor_id, ts, value, token_hash) \
-     JOIN sensors s ON s.id = u.sensor_id AND s.token_hash = u.token_hash \
-     ON CONFLICT DO NOTHING RETURNING sensor_id, ts";
+/// One flush is this one statement, so it is one round trip and one transaction (commit
+/// included) however many requests it carries. `$5` are the flush's distinct sensor ids;
+/// `$1..$4` one entry per row: sensor, time, value and the hash of the request's token.
+///
+/// - `locked` takes FOR KEY SHARE on the sensor rows (index scan, in id order so
+///   concurrent flushes cannot deadlock with a rotation); a rotation or removal either
+///   committed before (and we see its result) or waits for this statement to commit.
+/// - Only rows whose token hash is still the locked row's are inserted, so a token
+///   rotated or a sensor removed after its request was authenticated writes nothing.
+/// - The answer lists the locked rows (sensor id and stored hash, compared per request
+///   in constant time to report 401) and the inserted rows (to count accepted readings).
+const FLUSH_SQL: &str = "\
+WITH locked AS MATERIALIZED (
+    SELECT id, token_hash FROM sensors WHERE id = ANY($5::bigint[]) ORDER BY id FOR KEY SHARE
+), inserted AS (
+    INSERT INTO readings (sensor_id, ts, value)
+    SELECT u.sensor_id, u.ts, u.value
+    FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[], $4::bytea[])
+         AS u(sensor_id, ts, value, token_hash)
+    WHERE (u.sensor_id, u.token_hash) IN (SELECT id, token_hash FROM locked)
+    ON CONFLICT DO NOTHING
+    RETURNING sensor_id, ts
+)
+SELECT id, token_hash, NULL::timestamptz AS ts FROM locked
+UNION ALL
+SELECT sensor_id, NULL::bytea, ts FROM inserted";
 
 /// The result of a committed write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,25 +244,13 @@ impl Writer {
     }
 }
 
-/// Writes every job in one transaction; one outcome per job, in order. `Err` means
-/// nothing of this flush may be acknowledged.
-///
-/// The transaction is sent as one pipeline (BEGIN, lock, INSERT, COMMIT written together,
-/// then the four answers read), so a flush costs one round trip to PostgreSQL plus its
-/// commit, however many requests it carries:
-/// - the lock (`FOR KEY SHARE` on the flush's sensor rows, in id order so concurrent
-///   flushes cannot deadlock with a rotation) returns the stored token hashes, which are
-///   compared with each request's in constant time to tell it whether it was written;
-/// - the INSERT only takes rows whose token hash still matches the locked sensor row, so
-///   a token rotated or a sensor removed after the request was authenticated writes
-///   nothing, even though the INSERT is sent before the lock's answer is read;
-/// - the COMMIT turns into a rollback if anything before it failed; we only acknowledge
-///   when every answer, COMMIT's included, came back without error.
+/// Writes every job in one transaction (one statement, FLUSH_SQL); one outcome per job,
+/// in order. `Err` means nothing of this flush may be acknowledged.
 async fn flush(pool: &Pool, jobs: &[Job]) -> Result<Vec<Result<WriteOutcome, WriteError>>, String> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let result = flush_on(&client, jobs).await;
     if result.is_err() {
-        // The connection may be mid-transaction or broken: never hand it out again.
+        // The connection may be broken or its state unknown: never hand it out again.
         drop(deadpool_postgres::Object::take(client));
     }
     result
@@ -256,12 +260,8 @@ async fn flush_on(
     client: &deadpool_postgres::Client,
     jobs: &[Job],
 ) -> Result<Vec<Result<WriteOutcome, WriteError>>, String> {
-    let lock = client
-        .prepare_cached(LOCK_SENSORS)
-        .await
-        .map_err(|e| e.to_string())?;
-    let insert = client
-        .prepare_cached(INSERT_READINGS)
+    let statement = client
+        .prepare_cached(FLUSH_SQL)
         .await
         .map_err(|e| e.to_string())?;
 
@@ -269,8 +269,9 @@ async fn flush_on(
     sensor_ids.sort_unstable();
     sensor_ids.dedup();
 
-    // Rows to insert, first occurrence of each (sensor, ts) only: two requests of one
-    // flush repeating a reading must not both count it as accepted.
+    // Rows to insert, first occurrence of each (sensor, ts, token) only: two requests of
+    // one flush repeating a reading must not both count it as accepted. The token is part
+    // of the key so that a request with a stale token cannot shadow a valid one.
     let capacity: usize = jobs.iter().map(|j| j.readings.len()).sum();
     let mut ids = Vec::with_capacity(capacity);
     let mut tss: Vec<DateTime<Utc>> = Vec::with_capacity(capacity);
@@ -281,7 +282,7 @@ async fn flush_on(
     for job in jobs {
         let mut firsts = Vec::with_capacity(job.readings.len());
         for r in &job.readings {
-            let first = in_flush.insert((job.sensor_id, r.ts().timestamp_micros()));
+            let first = in_flush.insert((job.sensor_id, r.ts().timestamp_micros(), job.token_hash));
             if first {
                 ids.push(job.sensor_id);
                 tss.push(r.ts());
@@ -293,34 +294,24 @@ async fn flush_on(
         first_in_flush.push(firsts);
     }
 
-    // join4 polls its futures in argument order, and each one writes its request to the
-    // connection on its first poll: the four go out in this order before any answer is
-    // awaited (tokio-postgres pipelining).
-    let (begin, locked, inserted, commit) = futures_util::future::join4(
-        client.batch_execute("BEGIN"),
-        client.query(&lock, &[&sensor_ids]),
-        client.query(&insert, &[&ids, &tss, &values, &hashes]),
-        client.batch_execute("COMMIT"),
-    )
-    .await;
-    begin.map_err(|e| e.to_string())?;
-    let locked = locked.map_err(|e| e.to_string())?;
-    let inserted = inserted.map_err(|e| e.to_string())?;
-    commit.map_err(|e| e.to_string())?;
-
-    let stored: HashMap<i64, Vec<u8>> = locked
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect::<Result<_, tokio_postgres::Error>>()
+    let rows = client
+        .query(&statement, &[&ids, &tss, &values, &hashes, &sensor_ids])
+        .await
         .map_err(|e| e.to_string())?;
-    let inserted: HashSet<(i64, i64)> = inserted
-        .iter()
-        .map(|row| {
-            let ts: DateTime<Utc> = row.try_get(1)?;
-            Ok((row.try_get(0)?, ts.timestamp_micros()))
-        })
-        .collect::<Result<_, tokio_postgres::Error>>()
-        .map_err(|e| e.to_string())?;
+    // Rows with a hash are the locked sensors; rows with a time are the inserted readings.
+    let mut stored: HashMap<i64, Vec<u8>> = HashMap::new();
+    let mut inserted: HashSet<(i64, i64)> = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get(0).map_err(|e| e.to_string())?;
+        let hash: Option<Vec<u8>> = row.try_get(1).map_err(|e| e.to_string())?;
+        let ts: Option<DateTime<Utc>> = row.try_get(2).map_err(|e| e.to_string())?;
+        if let Some(hash) = hash {
+            stored.insert(id, hash);
+        }
+        if let Some(ts) = ts {
+            inserted.insert((id, ts.timestamp_micros()));
+        }
+    }
 
     Ok(jobs
         .iter()
