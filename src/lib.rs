@@ -19,6 +19,7 @@ pub mod forecast;
 pub mod ingest;
 pub mod registry;
 pub mod scheduler;
+pub mod sensors;
 pub mod simulate;
 pub mod telemetry;
 pub mod web;

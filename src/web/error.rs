@@ -22,6 +22,12 @@ pub enum ApiError {
     /// The database or a queue is unavailable; the client should retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Too much load right now (the ingest queue is full): retry in a moment.
+    #[error("{0}")]
+    Overloaded(String),
+    /// A request body that could not be ingested; its kind decides the status.
+    #[error("{0}")]
+    Ingest(#[from] crate::ingest::IngestError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -35,7 +41,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Ingest(e) => {
+                StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -50,6 +59,9 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => {
                 res.insert_header(("Retry-After", "5"));
             }
+            ApiError::Overloaded(_) => {
+                res.insert_header(("Retry-After", "1"));
+            }
             ApiError::Unauthorized(_) => {
                 res.insert_header(("WWW-Authenticate", "Bearer"));
             }
@@ -60,7 +72,26 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         };
-        res.json(json!({"error": message, "status": status.as_u16()}))
+        // `reason` is a stable machine-readable code; `message` repeats the text under the
+        // key InfluxDB clients (Telegraf, influxdb-client) print from an error body.
+        let reason = match self {
+            ApiError::Ingest(e) => e.reason(),
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge(_) => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Internal(_) => "internal",
+        };
+        res.json(json!({
+            "error": message,
+            "message": message,
+            "reason": reason,
+            "status": status.as_u16()
+        }))
     }
 }
 
@@ -96,4 +127,12 @@ pub fn json_error_handler(
         _ => ApiError::BadRequest(format!("malformed JSON: {err}")),
     };
     api.into()
+}
+
+/// Turns query-string errors into our JSON error shape.
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {err}")).into()
 }

@@ -1,7 +1,9 @@
 //! Route table: every path the server answers, in one place.
 
 mod health;
+mod ingest;
 mod models;
+mod readings;
 
 use actix_web::web;
 
@@ -16,5 +18,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/sensors/{name}/models",
             web::get().to(models::sensor_models),
         )
-        .route("/api/v1/runs/{id}", web::get().to(models::run));
+        .route("/api/v1/runs/{id}", web::get().to(models::run))
+        .route("/api/v1/readings", web::post().to(ingest::post_readings))
+        .route("/api/v2/write", web::post().to(ingest::influx_v2_write))
+        .route("/write", web::post().to(ingest::influx_v1_write))
+        .route(
+            "/api/v1/sensors/{name}/readings",
+            web::get().to(readings::get_readings),
+        );
 }
