@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{spawn_app, spawn_app_with, TestApp};
+use common::{spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use hygrocast::domain::{SensorKind, SensorName};
@@ -799,6 +799,66 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
     assert_eq!(first.await.expect("first"), 200);
     assert_eq!(second.await.expect("second"), 200);
     assert_eq!(stored(&app, id).await.len(), 2);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_answers_every_queued_request_after_committing_it() {
+    common::init_test_logging();
+    let db = TestDatabase::create().await;
+    let mut settings = test_settings();
+    settings.server.shutdown_timeout_secs = 20;
+    let settings = std::sync::Arc::new(settings);
+    let pool = hygrocast::db::pool(db.pg_config.clone(), &settings.database).expect("pool");
+    let app = hygrocast::web::Application::build(settings, pool).expect("app");
+    let (port, handle) = (app.port(), app.handle());
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = db.client().await;
+    let new = NewSensor {
+        name: SensorName::parse("draining").expect("name"),
+        kind: SensorKind::Humidity,
+        unit: None,
+        location: None,
+    };
+    let (sensor, token) = sensors::create(&client, &new).await.expect("sensor");
+    // Hold the sensor row: the requests below are accepted, queued, and cannot commit yet.
+    let mut blocker = db.client().await;
+    let tx = blocker.transaction().await.expect("begin");
+    tx.execute(
+        "SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE",
+        &[&sensor.id],
+    )
+    .await
+    .expect("lock");
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let req = http
+                .post(format!("http://127.0.0.1:{port}/api/v1/readings"))
+                .header("Authorization", format!("Bearer {}", token.expose()))
+                .header("Content-Type", "application/json")
+                .body(json!({"ts": ago(500 + i).timestamp(), "value": 50}).to_string());
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = tokio::spawn(handle.stop(true));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "stopped before answering queued requests"
+    );
+    tx.rollback().await.expect("release");
+    for r in requests {
+        assert_eq!(r.await.expect("join").expect("answer"), 200);
+    }
+    stopping.await.expect("stop");
+    server.await.expect("join").expect("server");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM readings", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 20, "every acknowledged reading is stored");
 }
 
 // ---------------------------------------------------------------- reading back
