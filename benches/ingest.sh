@@ -109,10 +109,13 @@ collect() { # runs a command, echoes its output, stores RESULT lines in R
     while read -r _ key value; do R[$key]=$value; done < <(echo "$out" | grep '^RESULT ')
 }
 
+load() { echo "    (load average: $(cut -d' ' -f1-3 /proc/loadavg))"; }
 echo "== 1. JSON batches"
+load
 collect "$BENCH" batch --url "$URL" --db "$DB" --tokens "$WORK/tokens.txt" --format json \
     --readings "$READINGS" --batch "$BATCH" --clients "$CLIENTS"
 echo "== 2. line protocol batches"
+load
 collect "$BENCH" batch --url "$URL" --db "$DB" --tokens "$WORK/tokens.txt" --format line \
     --readings "$READINGS" --batch "$BATCH" --clients "$CLIENTS"
 
@@ -135,6 +138,7 @@ run_wrk() {
 
 echo "== 3. single readings: wrk, $CONNECTIONS connections, ${DURATION} s"
 "$BENCH" truncate --db "$DB"
+load
 run_wrk "$URL" single
 # Every 2xx must be a committed row. (Rows can exceed 2xx: requests cut off when wrk
 # stops may commit without wrk counting their answer.)
@@ -147,6 +151,7 @@ fi
 echo "    acknowledged $ACKED, rows stored ${R[rows]}: every 2xx is committed"
 
 echo "== 4. ceiling: one binary COPY of the same rows as 1."
+load
 collect "$BENCH" copy --db "$DB" --tokens "$WORK/tokens.txt" --readings "$READINGS" --batch "$BATCH"
 
 echo "== 5. ceiling: bare actix endpoint (same parsing, no database), same wrk load"
@@ -154,6 +159,7 @@ BARE_PORT=$(free_port)
 "$BENCH" bare --bind "127.0.0.1:$BARE_PORT" 2>"$WORK/bare.log" &
 BARE_PID=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BARE_PORT") 2>/dev/null && break; sleep 0.1; done
+load
 run_wrk "http://127.0.0.1:$BARE_PORT" bare
 kill "$BARE_PID" && wait "$BARE_PID" 2>/dev/null || true
 BARE_PID=""
@@ -167,7 +173,7 @@ P99_OK=$(awk -v p="${R[single_p99]}" 'BEGIN { print (p < 25 ? "meets" : "ABOVE")
 
 cat <<EOF
 
-== hygrocast ingestion benchmark ($MODE, $PROFILE build, $(nproc) cores shared by server, PostgreSQL and load)
+== hygrocast ingestion benchmark ($MODE, $PROFILE build, $(nproc) cores shared by server, PostgreSQL and load; load average now $(cut -d' ' -f1-3 /proc/loadavg))
  1. JSON batches ($BATCH x $CLIENTS clients)   ${R[json_rps]} readings/s
  2. line protocol batches           ${R[line_rps]} readings/s
  3. single readings (wrk -c$CONNECTIONS)       ${R[single_rps]} requests/s, p50 ${R[single_p50]} ms, p99 ${R[single_p99]} ms, non-2xx ${R[single_non2xx]}
@@ -177,3 +183,6 @@ cat <<EOF
  ratio 2/4 = $R2   (target >= 0.6: $(verdict "$R2" 0.6))
  ratio 3/5 = $R3   (target >= 0.6: $(verdict "$R3" 0.6)); p99 ${R[single_p99]} ms (target < 25 ms: $P99_OK)
 EOF
+if [ "$MODE" = quick ]; then
+    echo " (quick mode on a $PROFILE build: this checks the benchmark runs; its figures mean little)"
+fi

@@ -626,6 +626,8 @@ async fn a_rotated_token_is_refused_at_once_and_the_new_one_works() {
     let new = sensors::rotate_token(&client, &SensorName::parse("rotating").expect("name"))
         .await
         .expect("rotate");
+    // Even an empty batch is refused with the old token.
+    assert_eq!(post_json(&app, &old, "[]").await.status(), 401);
     let res = post_json(
         &app,
         &old,
