@@ -136,18 +136,20 @@ pg_pids() { # the private cluster's postmaster and its backends
     pm=$(head -1 "$WORK/data/pg/postmaster.pid")
     echo "$pm" $(pgrep -P "$pm")
 }
-# wrk against $1 (base URL); results under prefix $2. $3...: pids whose CPU to charge.
+# wrk against $1 (base URL); results under prefix $2; $3: a command printing the pids
+# whose CPU to charge (run before and after: PostgreSQL may start backends meanwhile).
 # The machine's other load skews requests/s; CPU per request does not depend on it, so
 # it is reported too, for the server side and for wrk itself.
 run_wrk() {
-    local out="$WORK/wrk-$2.txt" base="$1" key="$2"
-    shift 2
+    local out="$WORK/wrk-$2.txt" base="$1" key="$2" pids="$3"
     local before after
-    before=$(cpu_secs "$@")
+    # shellcheck disable=SC2046
+    before=$(cpu_secs $($pids))
     local TIMEFORMAT="%U %S"
     { time wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" \
         "$base/api/v1/readings" -- "$WORK/tokens.txt" "$THREADS" "$(date +%s)" >"$out" ; } 2>"$out.time"
-    after=$(cpu_secs "$@")
+    # shellcheck disable=SC2046
+    after=$(cpu_secs $($pids))
     sed 's/^/    /' "$out"
     R[${key}_rps]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
     R[${key}_requests]=$(awk '/requests in/ {print $1}' "$out")
@@ -162,9 +164,12 @@ run_wrk() {
 echo "== 3. single readings: wrk, $CONNECTIONS connections, ${DURATION} s"
 "$BENCH" truncate --db "$DB"
 load
-SERVE_CPU_PIDS="$SERVE_PID $(pg_pids)"
-# shellcheck disable=SC2086
-run_wrk "$URL" single $SERVE_CPU_PIDS
+serve_pids() { echo "$SERVE_PID" $(pg_pids); }
+# shellcheck disable=SC2046
+PG_BEFORE=$(cpu_secs $(pg_pids))
+run_wrk "$URL" single serve_pids
+# shellcheck disable=SC2046
+R[single_pg_us]=$(awk -v a="$(cpu_secs $(pg_pids))" -v b="$PG_BEFORE" -v n="${R[single_requests]}" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')
 # Every 2xx must be a committed row. (Rows can exceed 2xx: requests cut off when wrk
 # stops may commit without wrk counting their answer.)
 collect "$BENCH" count --db "$DB"
@@ -185,7 +190,8 @@ BARE_PORT=$(free_port)
 BARE_PID=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BARE_PORT") 2>/dev/null && break; sleep 0.1; done
 load
-run_wrk "http://127.0.0.1:$BARE_PORT" bare "$BARE_PID"
+bare_pids() { echo "$BARE_PID"; }
+run_wrk "http://127.0.0.1:$BARE_PORT" bare bare_pids
 kill "$BARE_PID" && wait "$BARE_PID" 2>/dev/null || true
 BARE_PID=""
 
@@ -213,7 +219,7 @@ cat <<EOF
  ratio 2/4 = $R2   (target >= 0.6: $(verdict "$R2" 0.6))
  ratio 3/5 = $R3   (target >= 0.6: $(verdict "$R3" 0.6)); p99 ${R[single_p99]} ms (target < 25 ms: $P99_OK)
  CPU per request (independent of the machine's other load):
-    3. hygrocast + its PostgreSQL ${R[single_cpu_us]} us, wrk ${R[single_wrk_us]} us  -> ~$IDLE_SINGLE requests/s on $(nproc) idle cores
+    3. hygrocast + its PostgreSQL ${R[single_cpu_us]} us (PostgreSQL ${R[single_pg_us]}), wrk ${R[single_wrk_us]} us  -> ~$IDLE_SINGLE requests/s on $(nproc) idle cores
     5. bare endpoint              ${R[bare_cpu_us]} us, wrk ${R[bare_wrk_us]} us  -> ~$IDLE_BARE requests/s on $(nproc) idle cores
     ratio 3/5 by CPU cost = $R3_CPU (target >= 0.6: $(verdict "$R3_CPU" 0.6))
 EOF
