@@ -109,33 +109,67 @@ collect() { # runs a command, echoes its output, stores RESULT lines in R
     while read -r _ key value; do R[$key]=$value; done < <(echo "$out" | grep '^RESULT ')
 }
 
+load() { echo "    (load average: $(cut -d' ' -f1-3 /proc/loadavg))"; }
 echo "== 1. JSON batches"
+load
 collect "$BENCH" batch --url "$URL" --db "$DB" --tokens "$WORK/tokens.txt" --format json \
     --readings "$READINGS" --batch "$BATCH" --clients "$CLIENTS"
 echo "== 2. line protocol batches"
+load
 collect "$BENCH" batch --url "$URL" --db "$DB" --tokens "$WORK/tokens.txt" --format line \
     --readings "$READINGS" --batch "$BATCH" --clients "$CLIENTS"
 
 to_ms() {
     awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.2f", v}'
 }
-# wrk against $1 (base URL); results under prefix $2.
+# CPU seconds (user + system) used so far by the given processes.
+cpu_secs() {
+    local total=0 t p
+    for p in "$@"; do
+        t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }'
+}
+pg_pids() { # the private cluster's postmaster and its backends
+    local pm
+    pm=$(head -1 "$WORK/data/pg/postmaster.pid")
+    echo "$pm" $(pgrep -P "$pm")
+}
+# wrk against $1 (base URL); results under prefix $2; $3: a command printing the pids
+# whose CPU to charge (run before and after: PostgreSQL may start backends meanwhile).
+# The machine's other load skews requests/s; CPU per request does not depend on it, so
+# it is reported too, for the server side and for wrk itself.
 run_wrk() {
-    local out="$WORK/wrk-$2.txt"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" \
-        "$1/api/v1/readings" -- "$WORK/tokens.txt" "$THREADS" "$(date +%s)" >"$out"
+    local out="$WORK/wrk-$2.txt" base="$1" key="$2" pids="$3"
+    local before after
+    # shellcheck disable=SC2046
+    before=$(cpu_secs $($pids))
+    local TIMEFORMAT="%U %S"
+    { time wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" \
+        "$base/api/v1/readings" -- "$WORK/tokens.txt" "$THREADS" "$(date +%s)" >"$out" ; } 2>"$out.time"
+    # shellcheck disable=SC2046
+    after=$(cpu_secs $($pids))
     sed 's/^/    /' "$out"
-    R[${2}_rps]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-    R[${2}_requests]=$(awk '/requests in/ {print $1}' "$out")
-    R[${2}_non2xx]=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
-    R[${2}_non2xx]=${R[${2}_non2xx]:-0}
-    R[${2}_p50]=$(awk '$1=="50%" {print $2}' "$out" | to_ms)
-    R[${2}_p99]=$(awk '$1=="99%" {print $2}' "$out" | to_ms)
+    R[${key}_rps]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    R[${key}_requests]=$(awk '/requests in/ {print $1}' "$out")
+    R[${key}_non2xx]=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
+    R[${key}_non2xx]=${R[${key}_non2xx]:-0}
+    R[${key}_p50]=$(awk '$1=="50%" {print $2}' "$out" | to_ms)
+    R[${key}_p99]=$(awk '$1=="99%" {print $2}' "$out" | to_ms)
+    R[${key}_cpu_us]=$(awk -v a="$after" -v b="$before" -v n="${R[${key}_requests]}" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')
+    R[${key}_wrk_us]=$(awk -v n="${R[${key}_requests]}" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$out.time")
 }
 
 echo "== 3. single readings: wrk, $CONNECTIONS connections, ${DURATION} s"
 "$BENCH" truncate --db "$DB"
-run_wrk "$URL" single
+load
+serve_pids() { echo "$SERVE_PID" $(pg_pids); }
+# shellcheck disable=SC2046
+PG_BEFORE=$(cpu_secs $(pg_pids))
+run_wrk "$URL" single serve_pids
+# shellcheck disable=SC2046
+R[single_pg_us]=$(awk -v a="$(cpu_secs $(pg_pids))" -v b="$PG_BEFORE" -v n="${R[single_requests]}" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')
 # Every 2xx must be a committed row. (Rows can exceed 2xx: requests cut off when wrk
 # stops may commit without wrk counting their answer.)
 collect "$BENCH" count --db "$DB"
@@ -147,6 +181,7 @@ fi
 echo "    acknowledged $ACKED, rows stored ${R[rows]}: every 2xx is committed"
 
 echo "== 4. ceiling: one binary COPY of the same rows as 1."
+load
 collect "$BENCH" copy --db "$DB" --tokens "$WORK/tokens.txt" --readings "$READINGS" --batch "$BATCH"
 
 echo "== 5. ceiling: bare actix endpoint (same parsing, no database), same wrk load"
@@ -154,7 +189,9 @@ BARE_PORT=$(free_port)
 "$BENCH" bare --bind "127.0.0.1:$BARE_PORT" 2>"$WORK/bare.log" &
 BARE_PID=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BARE_PORT") 2>/dev/null && break; sleep 0.1; done
-run_wrk "http://127.0.0.1:$BARE_PORT" bare
+load
+bare_pids() { echo "$BARE_PID"; }
+run_wrk "http://127.0.0.1:$BARE_PORT" bare bare_pids
 kill "$BARE_PID" && wait "$BARE_PID" 2>/dev/null || true
 BARE_PID=""
 
@@ -163,11 +200,16 @@ R1=$(ratio "${R[json_rps]}" "${R[copy_rps]}")
 R2=$(ratio "${R[line_rps]}" "${R[copy_rps]}")
 R3=$(ratio "${R[single_rps]}" "${R[bare_rps]}")
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t ? "meets" : "BELOW") }'; }
+# Requests/s if the ${THREADS}-core machine ran nothing but this test: cores / CPU per request.
+idle_rps() { awk -v s="$1" -v w="$2" -v c="$(nproc)" 'BEGIN { printf "%.0f", c * 1e6 / (s + w) }'; }
+IDLE_SINGLE=$(idle_rps "${R[single_cpu_us]}" "${R[single_wrk_us]}")
+IDLE_BARE=$(idle_rps "${R[bare_cpu_us]}" "${R[bare_wrk_us]}")
+R3_CPU=$(ratio "$IDLE_SINGLE" "$IDLE_BARE")
 P99_OK=$(awk -v p="${R[single_p99]}" 'BEGIN { print (p < 25 ? "meets" : "ABOVE") }')
 
 cat <<EOF
 
-== hygrocast ingestion benchmark ($MODE, $PROFILE build, $(nproc) cores shared by server, PostgreSQL and load)
+== hygrocast ingestion benchmark ($MODE, $PROFILE build, $(nproc) cores shared by server, PostgreSQL and load; load average now $(cut -d' ' -f1-3 /proc/loadavg))
  1. JSON batches ($BATCH x $CLIENTS clients)   ${R[json_rps]} readings/s
  2. line protocol batches           ${R[line_rps]} readings/s
  3. single readings (wrk -c$CONNECTIONS)       ${R[single_rps]} requests/s, p50 ${R[single_p50]} ms, p99 ${R[single_p99]} ms, non-2xx ${R[single_non2xx]}
@@ -176,4 +218,11 @@ cat <<EOF
  ratio 1/4 = $R1   (target >= 0.6: $(verdict "$R1" 0.6))
  ratio 2/4 = $R2   (target >= 0.6: $(verdict "$R2" 0.6))
  ratio 3/5 = $R3   (target >= 0.6: $(verdict "$R3" 0.6)); p99 ${R[single_p99]} ms (target < 25 ms: $P99_OK)
+ CPU per request (independent of the machine's other load):
+    3. hygrocast + its PostgreSQL ${R[single_cpu_us]} us (PostgreSQL ${R[single_pg_us]}), wrk ${R[single_wrk_us]} us  -> ~$IDLE_SINGLE requests/s on $(nproc) idle cores
+    5. bare endpoint              ${R[bare_cpu_us]} us, wrk ${R[bare_wrk_us]} us  -> ~$IDLE_BARE requests/s on $(nproc) idle cores
+    ratio 3/5 by CPU cost = $R3_CPU (target >= 0.6: $(verdict "$R3_CPU" 0.6))
 EOF
+if [ "$MODE" = quick ]; then
+    echo " (quick mode on a $PROFILE build: this checks the benchmark runs; its figures mean little)"
+fi

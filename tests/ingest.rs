@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{spawn_app, spawn_app_with, TestApp};
+use common::{spawn_app, spawn_app_with, test_settings, TestApp, TestDatabase};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use hygrocast::domain::{SensorKind, SensorName};
@@ -626,6 +626,8 @@ async fn a_rotated_token_is_refused_at_once_and_the_new_one_works() {
     let new = sensors::rotate_token(&client, &SensorName::parse("rotating").expect("name"))
         .await
         .expect("rotate");
+    // Even an empty batch is refused with the old token.
+    assert_eq!(post_json(&app, &old, "[]").await.status(), 401);
     let res = post_json(
         &app,
         &old,
@@ -765,40 +767,148 @@ async fn a_full_queue_answers_503_with_retry_after_at_once() {
             .header("Authorization", format!("Bearer {token}"))
             .header("Content-Type", "application/json")
             .body(json!({"ts": ago(1000 - i).timestamp(), "value": 50}).to_string());
-        tokio::spawn(async move { req.send().await.expect("POST").status().as_u16() })
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let res = req.send().await.expect("POST");
+            let elapsed = started.elapsed();
+            let status = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = res.json::<Value>().await.unwrap_or_default();
+            (status, elapsed, retry_after, body)
+        })
     };
-    // The first request's flush blocks on the lock; the second fills the queue.
+    // The first request's flush blocks on the lock (the writer is busy)...
     let first = send(0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = send(1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = std::time::Instant::now();
-    let res = app
-        .http
-        .post(app.url("/api/v1/readings"))
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Content-Type", "application/json")
-        .body(json!({"ts": ago(900).timestamp(), "value": 50}).to_string())
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(res.status(), 503);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "503 must not wait"
-    );
-    assert_eq!(
-        res.headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("1")
-    );
-    assert_eq!(json_of(res).await["reason"], "overloaded");
+    wait_for_blocked_flush(&app).await;
+    // ...so of five more, exactly one fits the queue (capacity 1) and four are refused
+    // at once.
+    let more: Vec<_> = (1..=5).map(send).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut refused = 0;
+    let mut waiting = Vec::new();
+    for task in more {
+        if task.is_finished() {
+            let (status, elapsed, retry_after, body) = task.await.expect("join");
+            assert_eq!(status, 503, "{body}");
+            assert!(elapsed < Duration::from_secs(2), "503 must not wait");
+            assert_eq!(retry_after.as_deref(), Some("1"));
+            assert_eq!(body["reason"], "overloaded");
+            refused += 1;
+        } else {
+            waiting.push(task);
+        }
+    }
+    assert_eq!(refused, 4, "a full queue must refuse at once");
+    assert!(!first.is_finished(), "acknowledged before its commit");
 
     tx.rollback().await.expect("release");
-    assert_eq!(first.await.expect("first"), 200);
-    assert_eq!(second.await.expect("second"), 200);
+    for task in std::iter::once(first).chain(waiting) {
+        let (status, _, _, body) = task.await.expect("join");
+        assert_eq!(status, 200, "queued requests are written: {body}");
+    }
     assert_eq!(stored(&app, id).await.len(), 2);
+}
+
+/// Waits until a group commit is blocked on a row lock held by the test.
+async fn wait_for_blocked_flush(app: &TestApp) {
+    let client = app.client().await;
+    for _ in 0..200 {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no flush blocked on the lock");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_answers_every_queued_request_after_committing_it() {
+    common::init_test_logging();
+    let db = TestDatabase::create().await;
+    let mut settings = test_settings();
+    settings.server.shutdown_timeout_secs = 20;
+    let settings = std::sync::Arc::new(settings);
+    let pool = hygrocast::db::pool(db.pg_config.clone(), &settings.database).expect("pool");
+    let app = hygrocast::web::Application::build(settings, pool).expect("app");
+    let (port, handle) = (app.port(), app.handle());
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = db.client().await;
+    let new = NewSensor {
+        name: SensorName::parse("draining").expect("name"),
+        kind: SensorKind::Humidity,
+        unit: None,
+        location: None,
+    };
+    let (sensor, token) = sensors::create(&client, &new).await.expect("sensor");
+    // Hold the sensor row: the requests below are accepted, queued, and cannot commit yet.
+    let mut blocker = db.client().await;
+    let tx = blocker.transaction().await.expect("begin");
+    tx.execute(
+        "SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE",
+        &[&sensor.id],
+    )
+    .await
+    .expect("lock");
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let req = http
+                .post(format!("http://127.0.0.1:{port}/api/v1/readings"))
+                .header("Authorization", format!("Bearer {}", token.expose()))
+                .header("Content-Type", "application/json")
+                .body(json!({"ts": ago(500 + i).timestamp(), "value": 50}).to_string());
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    let probe = db.client().await;
+    for _ in 0..200 {
+        let blocked: i64 = probe
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if blocked > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Time for the other requests to be accepted and queued behind the blocked flush.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = tokio::spawn(handle.stop(true));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "stopped before answering queued requests"
+    );
+    tx.rollback().await.expect("release");
+    for r in requests {
+        assert_eq!(r.await.expect("join").expect("answer"), 200);
+    }
+    stopping.await.expect("stop");
+    server.await.expect("join").expect("server");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM readings", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 20, "every acknowledged reading is stored");
 }
 
 // ---------------------------------------------------------------- reading back

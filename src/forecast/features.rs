@@ -89,7 +89,10 @@ pub struct FeatureSpec {
     pub period: usize,
     /// Steps of history a row needs (one week).
     pub lookback: usize,
+    /// Columns of the forest row (horizon-specific; the forest adds the horizon itself).
     pub names: Vec<String>,
+    /// Columns of the ridge row (origin-only, shared by all horizons).
+    pub linear_names: Vec<String>,
 }
 
 impl FeatureSpec {
@@ -101,8 +104,25 @@ impl FeatureSpec {
             period,
             lookback: 7 * period,
             names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            linear_names: linear_names(),
         }
     }
+}
+
+/// Names of the [`FeatureFrame::lag_row`] columns, in order.
+fn linear_names() -> Vec<String> {
+    let mut names = vec!["level".to_string()];
+    names.extend((1..=LAGS_PER_DAY).map(|k| format!("lag{k}_minus_level")));
+    names.push("lag_2d_minus_level".into());
+    names.push("lag_7d_minus_level".into());
+    names.push("hour_sin".into());
+    names.push("hour_cos".into());
+    for &j in &INTERACTED {
+        let base = names[j].clone();
+        names.push(format!("{base}_x_hour_sin"));
+        names.push(format!("{base}_x_hour_cos"));
+    }
+    names
 }
 
 /// Steps per day; 24 for hourly data. Falls back to 24 when the step does not divide a day,
@@ -357,6 +377,7 @@ mod tests {
         }
         assert!(frame.row(166, 1).is_none());
         assert!(frame.row(167, 1).is_some());
+        assert_eq!(linear_names().len(), N_LAG_FEATURES);
         let lag = frame.lag_row(t).expect("lag row");
         assert_eq!(lag[0], 300.0);
         for (k, v) in lag.iter().enumerate().take(25).skip(1) {
