@@ -21,4 +21,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod simulate;
 pub mod telemetry;
+// The page components live at the top level (`templates/`), as the design lays out.
+#[path = "../templates/mod.rs"]
+pub mod templates;
 pub mod web;

@@ -16,5 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/sensors/{name}/models",
             web::get().to(models::sensor_models),
         )
-        .route("/api/v1/runs/{id}", web::get().to(models::run));
+        .route("/api/v1/runs/{id}", web::get().to(models::run))
+        // The HTML pages (and the HTML 404 for every other path) come last.
+        .configure(crate::web::pages::configure);
 }
