@@ -24,6 +24,7 @@ pub struct Settings {
     pub registry: RegistrySettings,
     pub monitor: MonitorSettings,
     pub ingest: IngestSettings,
+    pub ui: UiSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,6 +162,7 @@ impl Default for ForecastSettings {
                 "seasonal_naive".into(),
                 "ridge".into(),
                 "forest".into(),
+                "analog".into(),
                 "blend".into(),
             ],
         }
@@ -235,6 +237,47 @@ impl Default for IngestSettings {
             writers: 4,
             max_flush_rows: 20_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSettings {
+    /// IANA time zone the pages show times in, e.g. "Europe/Berlin".
+    pub timezone: String,
+    /// Read-only pages are visible without logging in; `false` requires the admin login.
+    pub public: bool,
+    /// Argon2 PHC hash of the admin password (`hygrocast admin set-password`);
+    /// empty disables the admin login and so the admin actions on the pages.
+    pub admin_password_hash: String,
+    /// A sensor whose last reading is older than this many seconds is flagged as stale.
+    pub stale_after_secs: i64,
+    /// Days of history the sensor page shows by default (`?days=N` picks another).
+    pub history_days: u32,
+    /// Mark the admin session cookie `Secure` (set when Apache serves HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+            public: true,
+            admin_password_hash: String::new(),
+            stale_after_secs: 900,
+            history_days: 7,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl UiSettings {
+    /// Longest history, days, a sensor page may ask for.
+    pub const MAX_HISTORY_DAYS: u32 = 366;
+
+    /// The configured time zone (validated at load; UTC if somehow not).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
     }
 }
 
@@ -462,6 +505,34 @@ impl Settings {
                     "{} writers cannot exceed database.pool_size ({})",
                     ingest.writers, self.database.pool_size
                 ),
+            ));
+        }
+        self.ui.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            invalid(
+                "ui.timezone",
+                format!(
+                    "`{}` is not an IANA time zone name like UTC or Europe/Berlin",
+                    self.ui.timezone
+                ),
+            )
+        })?;
+        if !self.ui.admin_password_hash.is_empty() {
+            argon2::PasswordHash::new(&self.ui.admin_password_hash).map_err(|e| {
+                invalid(
+                    "ui.admin_password_hash",
+                    format!(
+                        "not a PHC password hash ({e}); set it with `hygrocast admin set-password`"
+                    ),
+                )
+            })?;
+        }
+        if self.ui.stale_after_secs <= 0 {
+            return Err(invalid("ui.stale_after_secs", "must be at least 1".into()));
+        }
+        if !(1..=UiSettings::MAX_HISTORY_DAYS).contains(&self.ui.history_days) {
+            return Err(invalid(
+                "ui.history_days",
+                format!("must be between 1 and {}", UiSettings::MAX_HISTORY_DAYS),
             ));
         }
         for (key, expr) in [

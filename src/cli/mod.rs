@@ -1,6 +1,7 @@
 //! The command line (clap): `hygrocast serve`, `hygrocast migrate`, and the admin commands.
 //! Every command shares the configuration and the database of `serve`.
 
+mod admin;
 mod evaluate;
 mod models;
 mod sensor;
@@ -59,6 +60,9 @@ pub enum Command {
     Models(models::ModelsCommand),
     /// Write a training run's exact training series as CSV and verify its digest.
     Export(models::ExportArgs),
+    /// Administer the web pages: `admin set-password` sets the admin login's password.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Backtest forecasting models on a CSV series and print their scores (offline; no database).
     Evaluate(evaluate::EvaluateArgs),
     /// Manage sensors and their tokens.
@@ -74,6 +78,17 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Setting the password needs neither the database nor a loadable config (it may be
+    // run precisely to repair a bad hash), so it runs before the settings are loaded.
+    if let Command::Admin(cmd) = cli.command {
+        return match admin::run(cmd, cli.config.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hygrocast: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -120,6 +135,7 @@ async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> 
         Command::Models(cmd) => models::models(settings, cmd).await,
         Command::Export(args) => models::export(settings, args).await,
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Admin(cmd) => admin::run(cmd, None),
         Command::Migrate => {
             let db = Database::open(&settings.database, Role::Command).await?;
             let result = db.migrate().await;

@@ -42,9 +42,11 @@ mod training;
 
 use serde::{Deserialize, Serialize};
 
+pub use analog::AnalogModel;
 pub use backtest::{backtest, backtest_with, select_and_fit, Trained};
 pub use evaluate::{evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary};
-pub use features::FeatureSpec;
+pub use features::{FeatureSpec, Transform};
+pub use forest::ForestParams;
 pub use intervals::HorizonQuantiles;
 pub use metrics::Metrics;
 pub use models::{

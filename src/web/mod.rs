@@ -1,6 +1,7 @@
 //! The HTTP side: the actix-web application, its routes and how it starts and stops.
 
 pub mod error;
+pub mod pages;
 pub mod routes;
 
 use std::net::TcpListener;

@@ -25,5 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/sensors/{name}/readings",
             web::get().to(readings::get_readings),
-        );
+        )
+        // The HTML pages (and the HTML 404 for every other path) come last.
+        .configure(crate::web::pages::configure);
 }

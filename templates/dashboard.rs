@@ -1,0 +1,114 @@
+//! `/`: every sensor at a glance.
+
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+
+use super::chart::sparkline;
+use super::format::{age, num};
+use super::layout::{page, Nav};
+use super::Ctx;
+
+/// One dashboard row, read from what is stored (no model is run for the dashboard).
+#[derive(Debug, Clone)]
+pub struct SensorRow {
+    pub name: String,
+    pub kind: String,
+    pub unit: String,
+    pub location: Option<String>,
+    pub last_ts: Option<DateTime<Utc>>,
+    pub last_value: Option<f64>,
+    /// Hourly means of the last 48 hours, oldest first; `None` where nothing arrived.
+    pub spark: Vec<Option<f64>>,
+    /// Lowest and highest point forecast of the next 24 hours, from the latest issued forecast.
+    pub next24: Option<(f64, f64)>,
+    /// Champion version number, algorithm and whether it is a baseline.
+    pub champion: Option<(i32, String, bool)>,
+    pub backtest_mase: Option<f64>,
+    /// Latest live 7-day MASE 1–24 h and the number of points it was scored on.
+    pub live_mase: Option<f64>,
+    pub live_n: Option<i32>,
+}
+
+pub fn dashboard(ctx: &Ctx, rows: &[SensorRow], stale_after_secs: i64) -> Markup {
+    let now = ctx.now;
+    let is_stale = |r: &SensorRow| {
+        r.last_ts
+            .map_or(true, |t| (now - t).num_seconds() > stale_after_secs)
+    };
+    let stale = rows.iter().filter(|r| is_stale(r)).count();
+    let untrained = rows.iter().filter(|r| r.champion.is_none()).count();
+    page(
+        ctx,
+        "Dashboard",
+        Nav::Dashboard,
+        html! {
+            h1 { "Sensors" }
+            p.summary {
+                (rows.len()) @if rows.len() == 1 { " sensor" } @else { " sensors" }
+                @if stale > 0 { " · " span.stale { (stale) " stale" } }
+                @if untrained > 0 { " · " (untrained) " without a trained model" }
+            }
+            @if rows.is_empty() {
+                p.empty { "No sensors yet. Add one with " code { "hygrocast sensor add NAME" } "." }
+            } @else {
+                div.table-wrap {
+                    table.sensors #sensors {
+                        caption.visually-hidden { "Sensors, their last reading, the last 48 hours, the next 24 hours and their model" }
+                        thead {
+                            tr {
+                                th scope="col" { "Sensor" }
+                                th scope="col" class="num" { "Last reading" }
+                                th scope="col" { "Age" }
+                                th scope="col" { "Last 48 h" }
+                                th scope="col" class="num" { "Next 24 h" }
+                                th scope="col" { "Model" }
+                                th scope="col" class="num" { abbr title="Live mean absolute scaled error, hours 1–24, last 7 days (below 1 beats “same time yesterday”)" { "Live MASE" } }
+                            }
+                        }
+                        tbody {
+                            @for r in rows {
+                                @let stale_row = is_stale(r);
+                                tr class=[stale_row.then_some("is-stale")] {
+                                    th scope="row" {
+                                        a href=(ctx.url(&format!("/sensors/{}", r.name))) { (r.name) }
+                                        @if let Some(loc) = &r.location { br; span.muted.small { (loc) } }
+                                    }
+                                    td.num {
+                                        @if let Some(v) = r.last_value { (num(Some(v), 1)) " " span.unit { (r.unit) } } @else { "–" }
+                                    }
+                                    td {
+                                        @match r.last_ts {
+                                            Some(t) => {
+                                                span title=(t.with_timezone(&ctx.tz).format("%Y-%m-%d %H:%M:%S %Z")) { (age((now - t).num_seconds())) " ago" }
+                                                @if stale_row { " " span.badge.badge-stale { "stale" } }
+                                            }
+                                            None => { span.badge.badge-stale { "no data" } }
+                                        }
+                                    }
+                                    td { (sparkline(&r.spark, &format!("{} over the last 48 hours", r.name))) }
+                                    td.num {
+                                        @if let Some((lo, hi)) = r.next24 { (num(Some(lo), 0)) "–" (num(Some(hi), 0)) " " span.unit { (r.unit) } } @else { "–" }
+                                    }
+                                    td {
+                                        @if let Some((v, algo, baseline)) = &r.champion {
+                                            (algo) " " span.muted { "v" (v) }
+                                            @if *baseline { " " span.badge.badge-baseline { "baseline" } }
+                                        } @else { span.muted { "not trained" } }
+                                    }
+                                    td.num {
+                                        @if let Some(m) = r.live_mase {
+                                            span class=(if m > 1.0 { "bad" } else { "good" }) title={ "scored on " (r.live_n.unwrap_or(0)) " points" } { (num(Some(m), 2)) }
+                                        } @else if let Some(b) = r.backtest_mase {
+                                            span.muted title="backtest (no live score yet)" { (num(Some(b), 2)) "*" }
+                                        } @else { "–" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.muted.small { "* backtest MASE, shown until live forecasts have been scored. Stale: no reading for more than " (age(stale_after_secs)) "." }
+            }
+        },
+    )
+}

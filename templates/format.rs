@@ -1,0 +1,101 @@
+//! How numbers, times and durations are written on the pages.
+
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+
+use super::Ctx;
+
+/// `2026-11-24 10:00` in the page's time zone, in a `<time>` element with the UTC instant.
+pub fn time(ctx: &Ctx, ts: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
+            (ts.with_timezone(&ctx.tz).format("%Y-%m-%d %H:%M"))
+        }
+    }
+}
+
+/// Like [`time`], but only `10:00` (or `Tue 10:00` when not today), for long tables.
+pub fn short_time(ctx: &Ctx, ts: DateTime<Utc>) -> Markup {
+    let local = ts.with_timezone(&ctx.tz);
+    let today = ctx.now.with_timezone(&ctx.tz).date_naive() == local.date_naive();
+    let text = if today {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%a %d %b %H:%M").to_string()
+    };
+    html! { time datetime=(ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (text) } }
+}
+
+/// "42 s", "5 min", "3 h", "2 d": how long ago, at a glance.
+pub fn age(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        format!("{secs} s")
+    } else if secs < 3600 {
+        format!("{} min", secs / 60)
+    } else if secs < 86_400 * 2 {
+        format!("{} h", secs / 3600)
+    } else {
+        format!("{} d", secs / 86_400)
+    }
+}
+
+/// A number with `digits` decimals, or an en dash when missing or not finite.
+pub fn num(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "–".into(),
+    }
+}
+
+/// A fraction as a percentage: 0.81 → "81 %".
+pub fn pct(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{:.0} %", x * 100.0),
+        _ => "–".into(),
+    }
+}
+
+/// Milliseconds as "850 ms", "12.3 s" or "4 min 5 s".
+pub fn duration_ms(ms: Option<i64>) -> String {
+    match ms {
+        None => "–".into(),
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        Some(ms) => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+/// A metric out of a metrics JSON object (`null`, missing or non-numeric → `None`).
+pub fn metric(metrics: &serde_json::Value, key: &str) -> Option<f64> {
+    metrics.get(key).and_then(serde_json::Value::as_f64)
+}
+
+/// A status word as a coloured badge.
+pub fn badge(status: &str) -> Markup {
+    html! { span class={ "badge badge-" (status) } { (status) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(age(5), "5 s");
+        assert_eq!(age(300), "5 min");
+        assert_eq!(age(7200), "2 h");
+        assert_eq!(age(86_400 * 3), "3 d");
+        assert_eq!(age(-4), "0 s");
+    }
+
+    #[test]
+    fn numbers_and_percentages() {
+        assert_eq!(num(Some(1.23456), 2), "1.23");
+        assert_eq!(num(Some(f64::NAN), 2), "–");
+        assert_eq!(num(None, 1), "–");
+        assert_eq!(pct(Some(0.806)), "81 %");
+        assert_eq!(duration_ms(Some(12_345)), "12.3 s");
+        assert_eq!(duration_ms(Some(245_000)), "4 min 5 s");
+    }
+}

@@ -1,0 +1,672 @@
+//! The web pages against the real app and database: every page renders with its content,
+//! links carry the base path, errors are HTML pages, and admin actions need both the
+//! login and the CSRF token.
+
+mod common;
+
+use std::collections::HashMap;
+
+use chrono::{Duration, Utc};
+use common::{insert_readings, insert_sensor, simulated_hourly, spawn_app_with, TestApp};
+use hygrocast::config::Settings;
+use hygrocast::forecast::Algorithm;
+use hygrocast::registry::{runs, trainer, versions, Trigger};
+use hygrocast::web::pages::auth;
+
+const PASSWORD: &str = "tomato-humidity-42";
+
+fn password_hash() -> String {
+    use std::sync::OnceLock;
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| auth::hash_password(PASSWORD).expect("hash"))
+        .clone()
+}
+
+/// Small training windows (debug build), no background jobs, an admin password.
+fn quick(settings: &mut Settings) {
+    settings.forecast.window_days = 5;
+    settings.forecast.train_days = 40;
+    settings.forecast.min_history_days = 14;
+    settings.scheduler.retrain_enabled = false;
+    settings.scheduler.monitor_enabled = false;
+    settings.ui.admin_password_hash = password_hash();
+}
+
+async fn app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(|s| {
+        quick(s);
+        adjust(s);
+    })
+    .await
+}
+
+/// A sensor with `days` of simulated hourly readings up to now.
+async fn sensor_with_data(app: &TestApp, name: &str, days: i64) -> i64 {
+    let client = app.client().await;
+    let id = insert_sensor(&client, name).await;
+    insert_readings(&client, id, &simulated_hourly(11, Utc::now(), days)).await;
+    id
+}
+
+/// Queues and runs one training run in-process, as the scheduler's worker would.
+async fn train(app: &TestApp, sensor_id: i64, algo: Option<Algorithm>) -> runs::RunRecord {
+    let client = app.pool.get().await.expect("client");
+    let id = runs::enqueue(&**client, sensor_id, Trigger::Manual, algo)
+        .await
+        .expect("enqueue");
+    trainer::run_claimed(&app.pool, &app.settings, "test", &[id], |_| {})
+        .await
+        .expect("run");
+    let run = runs::get(&**client, id).await.expect("run record");
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    run
+}
+
+async fn body(res: reqwest::Response) -> String {
+    res.text().await.expect("body")
+}
+
+async fn page(app: &TestApp, path: &str) -> (u16, String) {
+    let res = app.get(path).await;
+    let status = res.status().as_u16();
+    (status, body(res).await)
+}
+
+/// The value of the first `name="…" value="…"` hidden field.
+fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// Every `href`, `action` and `src` attribute value of a page.
+fn urls(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["href=\"", "action=\"", "src=\""] {
+        let mut rest = html;
+        while let Some(i) = rest.find(attr) {
+            rest = &rest[i + attr.len()..];
+            if let Some(end) = rest.find('"') {
+                out.push(rest[..end].to_string());
+                rest = &rest[end..];
+            }
+        }
+    }
+    out
+}
+
+fn count(html: &str, needle: &str) -> usize {
+    html.matches(needle).count()
+}
+
+/// A minimal browser: keeps cookies between requests (reqwest's client here has no store).
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: HashMap<String, String>,
+    /// The raw Set-Cookie headers seen, to check their attributes.
+    set_cookies: Vec<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: HashMap::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, res: &reqwest::Response) {
+        for h in res.headers().get_all(reqwest::header::SET_COOKIE) {
+            let raw = h.to_str().expect("ascii cookie").to_string();
+            let pair = raw.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || raw.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), v.to_string());
+                }
+            }
+            self.set_cookies.push(raw);
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let res = self
+            .app
+            .http
+            .get(self.app.url(path))
+            .header("Cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("GET");
+        self.keep(&res);
+        let status = res.status().as_u16();
+        (status, body(res).await)
+    }
+
+    /// POSTs a form; returns status, Location header and body.
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, Option<String>, String) {
+        let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let res = self
+            .app
+            .http
+            .post(self.app.url(path))
+            .header("Cookie", self.cookie_header())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(encoded)
+            .send()
+            .await
+            .expect("POST");
+        self.keep(&res);
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, location, body(res).await)
+    }
+
+    /// Logs in through the form and returns the session's CSRF token.
+    async fn login(&mut self) -> String {
+        let (status, html) = self.get("/login").await;
+        assert_eq!(status, 200, "{html}");
+        let token = hidden_field(&html, "csrf").expect("login form token");
+        let (status, location, html) = self
+            .post(
+                "/login",
+                &[("csrf", &token), ("password", PASSWORD), ("next", "/")],
+            )
+            .await;
+        assert_eq!(status, 303, "{html}");
+        assert_eq!(
+            location.as_deref(),
+            Some(format!("{}/", self.app.settings.server.base_path).as_str())
+        );
+        assert!(self.cookies.contains_key(auth::SESSION_COOKIE));
+        let (_, html) = self.get("/models").await;
+        hidden_field(&html, "csrf").expect("a logged-in page carries the CSRF token")
+    }
+}
+
+async fn queued_runs(app: &TestApp, sensor_id: i64) -> i64 {
+    app.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM training_runs WHERE sensor_id = $1 AND status = 'queued'",
+            &[&sensor_id],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_every_sensor_with_its_latest_state() {
+    let app = app_with(|_| {}).await;
+    let id = sensor_with_data(&app, "greenhouse-1", 20).await;
+    train(&app, id, None).await;
+    // Issue a forecast (as the monitor does hourly) so the next-24 h range is stored.
+    let (status, _) = page(&app, "/sensors/greenhouse-1").await;
+    assert_eq!(status, 200);
+    let client = app.client().await;
+    let quiet = insert_sensor(&client, "cellar-2").await;
+    let old = Utc::now() - Duration::hours(5);
+    insert_readings(&client, quiet, &[(old, 71.5)]).await;
+    insert_sensor(&client, "attic-3").await;
+
+    let (status, html) = page(&app, "/").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<title>Dashboard · hygrocast</title>"));
+    for name in ["greenhouse-1", "cellar-2", "attic-3"] {
+        assert!(
+            html.contains(&format!("href=\"/sensors/{name}\"")),
+            "{name}"
+        );
+    }
+    // Sorted by name.
+    let pos = |n: &str| html.find(&format!("href=\"/sensors/{n}\"")).expect("row");
+    assert!(pos("attic-3") < pos("cellar-2") && pos("cellar-2") < pos("greenhouse-1"));
+    assert!(html.contains("3 sensors"));
+    assert!(html.contains("71.5"), "last reading of cellar-2");
+    assert!(html.contains("5 h ago"));
+    assert!(
+        count(&html, "badge-stale") >= 2,
+        "cellar-2 is stale, attic-3 has no data"
+    );
+    assert!(html.contains("no data"));
+    assert!(
+        count(&html, "class=\"sparkline\"") >= 2,
+        "sparklines of the sensors with data"
+    );
+    assert!(html.contains("not trained"));
+    let row = &html[pos("greenhouse-1")..];
+    let row = &row[..row.find("</tr>").expect("row end")];
+    assert!(row.contains(">v1<"), "champion shown: {row}");
+    assert!(row.contains("%RH"), "next-24 h range shown: {row}");
+}
+
+#[tokio::test]
+async fn the_sensor_page_draws_history_forecast_bands_and_now_and_lists_the_forecast() {
+    let app = app_with(|s| s.ui.timezone = "Europe/Berlin".into()).await;
+    let id = sensor_with_data(&app, "museum-hall", 20).await;
+    // A six-hour hole three days ago must show as a gap in the history line.
+    app.client()
+        .await
+        .execute(
+            "DELETE FROM readings WHERE sensor_id = $1 AND ts BETWEEN now() - interval '3 days' \
+             AND now() - interval '3 days' + interval '6 hours'",
+            &[&id],
+        )
+        .await
+        .expect("make a gap");
+    let run = train(&app, id, None).await;
+
+    let (status, html) = page(&app, "/sensors/museum-hall?horizon=24h&days=7").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<title>museum-hall · hygrocast</title>"));
+    assert!(html.contains("<h1>museum-hall</h1>"));
+    for id in [
+        "id=\"history\"",
+        "id=\"forecast\"",
+        "id=\"band80\"",
+        "id=\"band95\"",
+        "id=\"now-marker\"",
+    ] {
+        assert!(html.contains(id), "chart series {id} missing");
+    }
+    assert_eq!(count(&html, "class=\"forecast-row\""), 24);
+    // The history path is broken at the gap: more than one subpath.
+    let d_start = html.find("id=\"history\" d=\"").expect("history path") + 16;
+    let d = &html[d_start..d_start + html[d_start..].find('"').expect("end")];
+    assert!(
+        count(d, "M") >= 2,
+        "the gap must break the line: {}",
+        &d[..80.min(d.len())]
+    );
+    // Axes: %RH label and time ticks.
+    assert!(html.contains(">%RH</text>"));
+    assert!(html.contains("Times in Europe/Berlin"));
+    // The horizon selector is a plain GET form with every horizon.
+    assert!(html.contains("method=\"get\" action=\"/sensors/museum-hall\""));
+    for h in ["1h", "6h", "24h", "48h", "120h"] {
+        assert!(html.contains(&format!("value=\"{h}\"")), "{h}");
+    }
+    assert!(html.contains("<option value=\"24h\" selected>"));
+    assert!(html.contains("label for=\"horizon\""));
+    // The model in service and the runs.
+    assert!(html.contains(&format!("href=\"/runs/{}\"", run.id)));
+    assert!(html.contains(&run.algorithm.clone().expect("algorithm")));
+    assert!(html.contains("Backtest MASE 1–24 h"));
+    // No admin controls when not logged in.
+    assert!(!html.contains("Retrain now"));
+    assert!(!html.contains("name=\"csrf\""));
+
+    let (_, html) = page(&app, "/sensors/museum-hall?horizon=6h").await;
+    assert_eq!(count(&html, "class=\"forecast-row\""), 6);
+    let (_, html) = page(&app, "/sensors/museum-hall").await;
+    assert_eq!(
+        count(&html, "class=\"forecast-row\""),
+        120,
+        "default: 5 days"
+    );
+
+    let (status, html) = page(&app, "/sensors/museum-hall?horizon=7d").await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("<!DOCTYPE html>"));
+    let (status, _) = page(&app, "/sensors/museum-hall?days=0").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_sensor_without_readings_or_model_still_gets_a_page() {
+    let app = app_with(|_| {}).await;
+    insert_sensor(&app.client().await, "brand-new").await;
+    let (status, html) = page(&app, "/sensors/brand-new").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("no readings yet"));
+    assert!(html.contains("No forecast"));
+    assert!(html.contains("id=\"now-marker\""));
+}
+
+#[tokio::test]
+async fn unknown_things_get_an_html_404() {
+    let app = app_with(|_| {}).await;
+    let (status, html) = page(&app, "/sensors/no-such-sensor").await;
+    assert_eq!(status, 404);
+    assert!(
+        html.contains("<!DOCTYPE html>") && html.contains("no-such-sensor"),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/\""), "a way back");
+    for path in ["/runs/999", "/runs/abc", "/nothing/here"] {
+        let (status, html) = page(&app, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(html.contains("Not found"), "{path}: {html}");
+    }
+    let res = app.get("/api/v1/nothing").await;
+    assert_eq!(res.status().as_u16(), 404);
+    let json: serde_json::Value = res.json().await.expect("API 404s stay JSON");
+    assert_eq!(json["status"], 404);
+}
+
+#[tokio::test]
+async fn the_models_and_run_pages_show_runs_versions_and_the_backtest() {
+    let app = app_with(|_| {}).await;
+    let id = sensor_with_data(&app, "warehouse-7", 30).await;
+    let run = train(&app, id, None).await;
+
+    let (status, html) = page(&app, "/models").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<title>Models · hygrocast</title>"));
+    assert!(html.contains(&format!("href=\"/runs/{}\"", run.id)));
+    assert!(html.contains("href=\"/sensors/warehouse-7\""));
+    assert!(html.contains("badge-champion"));
+    assert!(html.contains("badge-succeeded"));
+    assert!(html.contains("manual"), "trigger shown");
+    assert!(html.contains("id=\"promotions-table\""));
+
+    let (status, html) = page(&app, &format!("/runs/{}", run.id)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(&format!(
+        "<title>Run {} of warehouse-7 · hygrocast</title>",
+        run.id
+    )));
+    let digest = run.data_digest.expect("digest");
+    assert!(html.contains(&digest), "data snapshot digest");
+    assert!(html.contains(&run.data_rows.expect("rows").to_string()));
+    assert!(html.contains("id=\"backtest-table\""));
+    assert!(html.contains("id=\"backtest-chart\""));
+    let candidates = run.metrics.expect("metrics")["candidates"]
+        .as_array()
+        .expect("candidates")
+        .len();
+    assert_eq!(
+        count(&html, "data-model=\""),
+        candidates,
+        "one error line per candidate"
+    );
+}
+
+#[tokio::test]
+async fn with_a_base_path_every_link_form_and_asset_carries_it() {
+    let app = app_with(|s| s.server.base_path = "/hygrocast".into()).await;
+    let id = sensor_with_data(&app, "greenhouse-1", 20).await;
+    train(&app, id, None).await;
+    let mut browser = Browser::new(&app);
+    let csrf = browser.login().await;
+    assert!(!csrf.is_empty());
+    let cookie = browser
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with(auth::SESSION_COOKIE))
+        .expect("session cookie");
+    assert!(cookie.contains("Path=/hygrocast"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "secure_cookies is off: {cookie}"
+    );
+
+    let run_id = runs::list(&**app.pool.get().await.expect("c"), None, 1)
+        .await
+        .expect("runs")[0]
+        .id;
+    for path in [
+        "/",
+        "/sensors/greenhouse-1",
+        "/models",
+        &format!("/runs/{run_id}"),
+        "/nope",
+    ] {
+        let (_, html) = browser.get(path).await;
+        let all = urls(&html);
+        assert!(all.len() > 3, "{path}");
+        for u in all {
+            assert!(
+                u.starts_with("/hygrocast/") || u == "/hygrocast" || u.starts_with('#'),
+                "{path}: `{u}` lacks the base path"
+            );
+        }
+        assert!(
+            html.contains("href=\"/hygrocast/static/style.css?v="),
+            "{path}"
+        );
+        assert!(html.contains("rel=\"icon\""), "{path}");
+    }
+    // Redirects carry it too.
+    let (status, location, _) = browser
+        .post("/sensors/greenhouse-1/retrain", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.as_deref(),
+        Some("/hygrocast/sensors/greenhouse-1?done=retrain")
+    );
+}
+
+#[tokio::test]
+async fn admin_actions_need_the_login_and_the_csrf_token() {
+    let app = app_with(|_| {}).await;
+    let id = sensor_with_data(&app, "greenhouse-1", 30).await;
+    // v1: naive; v2: the backtest's choice, which beats naive and becomes champion.
+    train(&app, id, Some(Algorithm::Naive)).await;
+    train(&app, id, None).await;
+    let client = app.pool.get().await.expect("client");
+    let all = versions::list(&**client, Some(id), 10)
+        .await
+        .expect("versions");
+    let v1 = all.iter().find(|v| v.version == 1).expect("v1").id;
+    let champion = || async {
+        versions::champion(&**app.pool.get().await.expect("c"), id)
+            .await
+            .expect("champion")
+            .expect("a champion")
+            .version
+    };
+    assert_eq!(champion().await, 2);
+
+    // Without a login: refused, nothing happens.
+    let mut anonymous = Browser::new(&app);
+    let promote = format!("/models/{v1}/promote");
+    for (path, form) in [
+        ("/sensors/greenhouse-1/retrain", vec![("csrf", "x")]),
+        (promote.as_str(), vec![("csrf", "x")]),
+        ("/sensors/greenhouse-1/rollback", vec![]),
+    ] {
+        let (status, _, html) = anonymous.post(path, &form).await;
+        assert_eq!(status, 403, "{path}: {html}");
+        assert!(html.contains("log in"), "{path}: the page says why");
+    }
+    assert_eq!(queued_runs(&app, id).await, 0);
+    assert_eq!(champion().await, 2);
+
+    // Logged in, but without or with a wrong CSRF token: refused.
+    let mut admin = Browser::new(&app);
+    let csrf = admin.login().await;
+    let (_, html) = admin.get("/sensors/greenhouse-1").await;
+    assert!(
+        html.contains("Retrain now"),
+        "admin controls shown when logged in"
+    );
+    assert!(html.contains(&format!("action=\"/models/{v1}/promote\"")));
+    let wrong = "0".repeat(csrf.len());
+    for (path, form) in [
+        ("/sensors/greenhouse-1/retrain", vec![]),
+        (
+            "/sensors/greenhouse-1/retrain",
+            vec![("csrf", wrong.as_str())],
+        ),
+        (promote.as_str(), vec![("csrf", wrong.as_str())]),
+        ("/sensors/greenhouse-1/rollback", vec![("csrf", "")]),
+    ] {
+        let (status, _, html) = admin.post(path, &form).await;
+        assert_eq!(status, 403, "{path} {form:?}: {html}");
+        assert!(html.contains("CSRF"), "{html}");
+    }
+    assert_eq!(queued_runs(&app, id).await, 0);
+    assert_eq!(champion().await, 2);
+
+    // With both: accepted, and the effect is there.
+    let (status, location, _) = admin
+        .post("/sensors/greenhouse-1/retrain", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.as_deref(),
+        Some("/sensors/greenhouse-1?done=retrain")
+    );
+    assert_eq!(queued_runs(&app, id).await, 1, "a manual run is queued");
+    let (_, html) = admin.get("/sensors/greenhouse-1?done=retrain").await;
+    assert!(html.contains("Retraining queued"));
+    assert!(html.contains("badge-queued"));
+
+    let (status, location, _) = admin.post(&promote, &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.as_deref(),
+        Some("/sensors/greenhouse-1?done=promote")
+    );
+    assert_eq!(champion().await, 1, "v1 promoted");
+
+    let (status, _, _) = admin
+        .post("/sensors/greenhouse-1/rollback", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        champion().await,
+        2,
+        "rollback restores the champion v1 replaced"
+    );
+    let (_, html) = admin.get("/models").await;
+    assert!(html.contains("badge-rollback"));
+
+    // Promoting the champion again is refused with a reason, as an HTML page.
+    let (status, _, html) = admin.post(&promote, &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303, "v1 is not the champion now: {html}");
+    let (status, _, html) = admin.post(&promote, &[("csrf", &csrf)]).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("already the champion"));
+
+    // After logging out the token no longer works.
+    let (status, _, _) = admin.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let (status, _, _) = admin
+        .post("/sensors/greenhouse-1/retrain", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn the_login_checks_the_password_and_its_own_form_token() {
+    let app = app_with(|s| s.ui.secure_cookies = true).await;
+    let mut b = Browser::new(&app);
+    let (_, html) = b.get("/login").await;
+    let token = hidden_field(&html, "csrf").expect("token");
+    assert!(html.contains("<label for=\"password\">"));
+    let (status, _, html) = b
+        .post("/login", &[("csrf", &token), ("password", "wrong")])
+        .await;
+    assert_eq!(status, 401);
+    assert!(html.contains("Wrong password"));
+    assert!(!b.cookies.contains_key(auth::SESSION_COOKIE));
+    // A form posted from elsewhere (no matching login cookie) is refused.
+    let mut other = Browser::new(&app);
+    let (status, _, _) = other
+        .post("/login", &[("csrf", &token), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, 403);
+    b.login().await;
+    let cookie = b
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with(auth::SESSION_COOKIE))
+        .expect("session cookie");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn private_pages_require_the_login_when_ui_public_is_false() {
+    let app = app_with(|s| s.ui.public = false).await;
+    sensor_with_data(&app, "greenhouse-1", 2).await;
+    for path in ["/", "/sensors/greenhouse-1", "/models", "/runs/1"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status().as_u16(), 303, "{path}");
+        let location = res.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(location.starts_with("/login?next="), "{location}");
+    }
+    let res = app.get("/sensors/greenhouse-1?days=3").await;
+    assert_eq!(
+        res.headers()["location"],
+        "/login?next=%2Fsensors%2Fgreenhouse-1%3Fdays%3D3"
+    );
+    // The login page and the assets stay reachable.
+    assert_eq!(app.get("/login").await.status().as_u16(), 200);
+    assert_eq!(app.get("/static/style.css").await.status().as_u16(), 200);
+    let mut b = Browser::new(&app);
+    b.login().await;
+    let (status, html) = b.get("/sensors/greenhouse-1").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>greenhouse-1</h1>"));
+}
+
+#[tokio::test]
+async fn the_stylesheet_and_favicon_are_cached_and_revalidated() {
+    let app = app_with(|_| {}).await;
+    let (_, html) = page(&app, "/").await;
+    let start = html.find("/static/style.css?v=").expect("versioned link");
+    let href = &html[start..start + html[start..].find('"').expect("end")];
+    let res = app.get(href).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let headers = res.headers().clone();
+    assert!(headers["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/css"));
+    let cache = headers["cache-control"].to_str().expect("cc");
+    assert!(
+        cache.contains("max-age=31536000") && cache.contains("public"),
+        "{cache}"
+    );
+    let etag = headers["etag"].to_str().expect("etag").to_string();
+    assert!(body(res).await.contains(".chart .band80"));
+    let res = app
+        .http
+        .get(app.url("/static/style.css"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status().as_u16(), 304);
+    let res = app.get("/favicon.svg").await;
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert!(body(res).await.starts_with("<svg"));
+    // Pages themselves are never cached and allow no scripts.
+    let res = app.get("/").await;
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp");
+    assert!(csp.contains("default-src 'none'"));
+}
