@@ -18,6 +18,9 @@ def main() -> int:
     url, token, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
     for gzip, offset in ((False, 0), (True, 10)):
         with InfluxDBClient(url=url, token=token, org="home", enable_gzip=gzip) as client:
+            if not client.ping():
+                print("client.ping() failed", file=sys.stderr)
+                return 1
             write = client.write_api(write_options=SYNCHRONOUS)
             points = [
                 Point("climate")

@@ -332,6 +332,12 @@ async fn influx_v1_write_takes_the_token_from_p_or_the_header() {
     );
     let res = post(&app, "/write?db=weather&p=", None, None, "weather value=1").await;
     assert_eq!(res.status(), 401);
+    // InfluxDB clients probe /ping first.
+    let res = app.get("/ping").await;
+    assert_eq!(res.status(), 204);
+    assert!(res.headers().contains_key("x-influxdb-version"));
+    let res = app.http.head(app.url("/ping")).send().await.expect("HEAD");
+    assert_eq!(res.status(), 204);
 }
 
 #[tokio::test]

@@ -290,3 +290,85 @@ async fn simulate_stops_on_a_refused_token() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
 }
+
+/// Kills the child process when dropped, so a failing test leaves nothing running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn simulate_retries_until_the_server_is_up_then_posts_live_readings() {
+    common::init_test_logging();
+    // The sensor exists, but no server listens yet on the port the simulator posts to.
+    let db = common::TestDatabase::create().await;
+    let client = db.client().await;
+    let new = hygrocast::sensors::NewSensor {
+        name: hygrocast::domain::SensorName::parse("late-server").expect("name"),
+        kind: hygrocast::domain::SensorKind::Humidity,
+        unit: None,
+        location: None,
+    };
+    let (sensor, token) = hygrocast::sensors::create(&client, &new)
+        .await
+        .expect("sensor");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let launched = Utc::now();
+    let child = Command::new(BIN)
+        .args([
+            "simulate",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--token",
+            token.expose(),
+            "--backfill",
+            "10m",
+            "--interval",
+            "1s",
+            "--batch",
+            "100",
+            "--seed",
+            "3",
+        ])
+        .current_dir(std::env::temp_dir())
+        .env_remove("RUST_LOG")
+        .env("HYGROCAST_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn simulate");
+    let _child = KillOnDrop(child);
+    // Let it fail to connect a few times first.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut settings = common::test_settings();
+    settings.server.bind = format!("127.0.0.1:{port}");
+    let _app = common::spawn_app_on(db, settings).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE ts >= $2) FROM readings WHERE sensor_id = $1",
+                &[&sensor.id, &launched],
+            )
+            .await
+            .expect("count");
+        let (total, live): (i64, i64) = (row.get(0), row.get(1));
+        // Ten minutes at one second is 600 slots, less a few simulated dropouts.
+        if total >= 550 && live >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "simulate did not catch up: {total} readings, {live} live"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

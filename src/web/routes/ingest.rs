@@ -81,6 +81,17 @@ pub async fn influx_v1_write(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `GET|HEAD /ping`: InfluxDB clients and Telegraf probe it before writing; 204 like
+/// InfluxDB. It says nothing about the database (see `/readyz` for that).
+pub async fn influx_ping() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((
+            "X-Influxdb-Version",
+            concat!("hygrocast-", env!("CARGO_PKG_VERSION")),
+        ))
+        .finish()
+}
+
 /// The shared pipeline. `content_type` overrides the request's header (line protocol
 /// endpoints). Returns the committed outcome and the in-request duplicates.
 async fn ingest(

@@ -22,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/readings", web::post().to(ingest::post_readings))
         .route("/api/v2/write", web::post().to(ingest::influx_v2_write))
         .route("/write", web::post().to(ingest::influx_v1_write))
+        .route("/ping", web::get().to(ingest::influx_ping))
+        .route("/ping", web::head().to(ingest::influx_ping))
         .route(
             "/api/v1/sensors/{name}/readings",
             web::get().to(readings::get_readings),
