@@ -670,3 +670,59 @@ async fn the_stylesheet_and_favicon_are_cached_and_revalidated() {
         .expect("csp");
     assert!(csp.contains("default-src 'none'"));
 }
+
+#[test]
+fn admin_set_password_writes_a_hash_that_the_login_accepts() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config.toml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"),
+        &config,
+    )
+    .expect("copy config");
+    let run = |args: &[&str], password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hygrocast");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write password");
+        child.wait_with_output().expect("output")
+    };
+    let short = run(&["admin", "set-password"], "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least"));
+
+    let printed = run(&["admin", "set-password"], PASSWORD);
+    assert!(printed.status.success());
+    let stdout = String::from_utf8_lossy(&printed.stdout).to_string();
+    let hash = stdout
+        .split('"')
+        .nth(1)
+        .expect("the printed line holds the hash");
+    assert!(auth::verify_password(hash, PASSWORD), "{stdout}");
+
+    let written = run(&["admin", "set-password", "--write"], PASSWORD);
+    assert!(written.status.success(), "{written:?}");
+    let settings = Settings::load(Some(&config), Vec::new()).expect("the updated file loads");
+    assert!(auth::verify_password(
+        &settings.ui.admin_password_hash,
+        PASSWORD
+    ));
+    let text = std::fs::read_to_string(&config).expect("read");
+    assert!(
+        text.contains("# Argon2 hash of the admin password"),
+        "comments are kept"
+    );
+}

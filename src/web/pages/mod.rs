@@ -324,10 +324,14 @@ async fn run(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>
             .await?
             .map(|r| r.get(0))
             .unwrap_or_default();
+        let version = match record.version_id {
+            Some(v) => Some(versions::get(&**client, v).await?),
+            None => None,
+        };
         drop(client);
         Ok(html(
             StatusCode::OK,
-            templates::run::run(&ctx, &record, &unit),
+            templates::run::run(&ctx, &record, &unit, version.as_ref()),
         ))
     })
     .await
