@@ -182,6 +182,7 @@ async fn chromium_renders_the_pages() {
     assert!(dom.contains("id=\"backtest-chart\"") && dom.contains("id=\"data-snapshot\""));
 
     screenshot(&bin, &dir, "dashboard.png", "1280,900", &app.url("/")).await;
+    screenshot(&bin, &dir, "dashboard-phone.png", "390,900", &app.url("/")).await;
     screenshot(&bin, &dir, "sensor.png", "1280,1600", &sensor_url).await;
     screenshot(&bin, &dir, "sensor-phone.png", "390,1400", &sensor_url).await;
     screenshot(&bin, &dir, "models.png", "1280,1000", &app.url("/models")).await;

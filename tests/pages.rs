@@ -215,7 +215,8 @@ async fn queued_runs(app: &TestApp, sensor_id: i64) -> i64 {
 
 #[tokio::test]
 async fn the_dashboard_lists_every_sensor_with_its_latest_state() {
-    let app = app_with(|_| {}).await;
+    // Simulated readings end up to an hour ago: two hours keeps greenhouse-1 fresh.
+    let app = app_with(|s| s.ui.stale_after_secs = 7200).await;
     let id = sensor_with_data(&app, "greenhouse-1", 20).await;
     train(&app, id, None).await;
     // Issue a forecast (as the monitor does hourly) so the next-24 h range is stored.
@@ -256,6 +257,15 @@ async fn the_dashboard_lists_every_sensor_with_its_latest_state() {
     let row = &row[..row.find("</tr>").expect("row end")];
     assert!(row.contains(">v1<"), "champion shown: {row}");
     assert!(row.contains("%RH"), "next-24 h range shown: {row}");
+
+    // Filter and sort (plain GET form).
+    let (_, html) = page(&app, "/?q=cell").await;
+    assert!(html.contains("href=\"/sensors/cellar-2\""));
+    assert!(!html.contains("href=\"/sensors/greenhouse-1\""));
+    assert!(html.contains("showing 1 of 3"));
+    let (_, html) = page(&app, "/?sort=attention").await;
+    let pos = |n: &str| html.find(&format!("href=\"/sensors/{n}\"")).expect("row");
+    assert!(pos("attic-3") < pos("greenhouse-1") && pos("cellar-2") < pos("greenhouse-1"));
 }
 
 #[tokio::test]

@@ -160,15 +160,34 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 // ---------------------------------------------------------------- read-only pages
 
 /// `GET /`
-async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+#[derive(Debug, serde::Deserialize)]
+pub struct DashboardQuery {
+    q: Option<String>,
+    sort: Option<String>,
+}
+
+/// `GET /?q=hall&sort=attention`
+async fn dashboard(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<DashboardQuery>,
+) -> HttpResponse {
+    let query = query.into_inner();
     let (state, req) = (&*state, &req);
     serve_page(state, req, Access::Read, |ctx| async move {
         let client = state.pool.get().await?;
         let rows = data::dashboard_rows(&**client, ctx.now).await?;
         drop(client);
+        let sort = templates::dashboard::Sort::parse(query.sort.as_deref());
         Ok(html(
             StatusCode::OK,
-            templates::dashboard::dashboard(&ctx, &rows, state.settings.ui.stale_after_secs),
+            templates::dashboard::dashboard(
+                &ctx,
+                &rows,
+                state.settings.ui.stale_after_secs,
+                query.q.as_deref().unwrap_or_default(),
+                sort,
+            ),
         ))
     })
     .await
