@@ -29,7 +29,32 @@ pub struct SensorRow {
     pub live_n: Option<i32>,
 }
 
-pub fn dashboard(ctx: &Ctx, rows: &[SensorRow], stale_after_secs: i64) -> Markup {
+/// How the dashboard orders its rows (`?sort=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Name,
+    /// Stale or silent sensors first, then the worst live accuracy.
+    Attention,
+}
+
+impl Sort {
+    pub fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("attention") => Sort::Attention,
+            _ => Sort::Name,
+        }
+    }
+}
+
+/// `rows` are sorted by name; `filter` keeps those whose name or location contains it.
+pub fn dashboard(
+    ctx: &Ctx,
+    rows: &[SensorRow],
+    stale_after_secs: i64,
+    filter: &str,
+    sort: Sort,
+) -> Markup {
     let now = ctx.now;
     let is_stale = |r: &SensorRow| {
         r.last_ts
@@ -37,6 +62,30 @@ pub fn dashboard(ctx: &Ctx, rows: &[SensorRow], stale_after_secs: i64) -> Markup
     };
     let stale = rows.iter().filter(|r| is_stale(r)).count();
     let untrained = rows.iter().filter(|r| r.champion.is_none()).count();
+    let needle = filter.trim().to_lowercase();
+    let mut shown: Vec<&SensorRow> = rows
+        .iter()
+        .filter(|r| {
+            needle.is_empty()
+                || r.name.contains(&needle)
+                || r.location
+                    .as_deref()
+                    .is_some_and(|l| l.to_lowercase().contains(&needle))
+        })
+        .collect();
+    if sort == Sort::Attention {
+        // Stable sort: ties stay in name order.
+        shown.sort_by(|a, b| {
+            let key = |r: &SensorRow| {
+                let score = r.live_mase.or(r.backtest_mase).unwrap_or(0.0);
+                (!is_stale(r), -score)
+            };
+            key(a)
+                .partial_cmp(&key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    let total = rows.len();
     page(
         ctx,
         "Dashboard",
@@ -51,6 +100,17 @@ pub fn dashboard(ctx: &Ctx, rows: &[SensorRow], stale_after_secs: i64) -> Markup
             @if rows.is_empty() {
                 p.empty { "No sensors yet. Add one with " code { "hygrocast sensor add NAME" } "." }
             } @else {
+                form.controls method="get" action=(ctx.url("/")) role="search" {
+                    label for="q" { "Filter" }
+                    input #q type="search" name="q" value=(filter) placeholder="name or location";
+                    label for="sort" { "Sort by" }
+                    select #sort name="sort" {
+                        option value="name" selected[sort == Sort::Name] { "name" }
+                        option value="attention" selected[sort == Sort::Attention] { "needs attention first" }
+                    }
+                    button type="submit" { "Apply" }
+                    @if shown.len() != total { span.muted { "showing " (shown.len()) " of " (total) } }
+                }
                 div.table-wrap {
                     table.sensors #sensors {
                         caption.visually-hidden { "Sensors, their last reading, the last 48 hours, the next 24 hours and their model" }
@@ -66,7 +126,7 @@ pub fn dashboard(ctx: &Ctx, rows: &[SensorRow], stale_after_secs: i64) -> Markup
                             }
                         }
                         tbody {
-                            @for r in rows {
+                            @for r in &shown {
                                 @let stale_row = is_stale(r);
                                 tr class=[stale_row.then_some("is-stale")] {
                                     th scope="row" {

@@ -116,10 +116,7 @@ pub fn models(
                                             (badge(&r.status))
                                             @if let Some(e) = &r.error { br; span.small.error-text { (e) } }
                                         }
-                                        td {
-                                            (r.algorithm.as_deref().unwrap_or("–"))
-                                            @if let Some(v) = r.version_id { " " span.muted.small { "→ version id " (v) } }
-                                        }
+                                        td { (r.algorithm.as_deref().unwrap_or("–")) }
                                         (metric_cells(&chosen_metrics(r)))
                                         td { (time(ctx, r.queued_at)) }
                                         td.num { (duration_ms(r.duration_ms)) }

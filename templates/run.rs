@@ -8,8 +8,10 @@ use super::format::{badge, duration_ms, metric, num, pct, time};
 use super::layout::{page, Nav};
 use super::Ctx;
 use crate::registry::runs::RunRecord;
+use crate::registry::versions::VersionRecord;
 
-pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str) -> Markup {
+/// `version`: the model version the run produced, if any.
+pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str, version: Option<&VersionRecord>) -> Markup {
     let candidates: Vec<(String, serde_json::Value)> = r
         .metrics
         .as_ref()
@@ -64,7 +66,10 @@ pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str) -> Markup {
                 @if let Some(req) = &r.requested { dt { "Requested model" } dd { (req) } }
                 dt { "Chosen model" } dd { (r.algorithm.as_deref().unwrap_or("–")) }
                 dt { "Version" } dd {
-                    @if let Some(v) = r.version_id { "version id " (v) } @else { "none" }
+                    @if let Some(v) = version {
+                        "v" (v.version) " " (badge(&v.status))
+                        @if !v.status_reason.is_empty() { " " span.muted { (v.status_reason) } }
+                    } @else { "none" }
                 }
                 dt { "Queued" } dd { (time(ctx, r.queued_at)) }
                 @if let Some(t) = r.started_at { dt { "Started" } dd { (time(ctx, t)) } }

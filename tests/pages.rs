@@ -215,7 +215,8 @@ async fn queued_runs(app: &TestApp, sensor_id: i64) -> i64 {
 
 #[tokio::test]
 async fn the_dashboard_lists_every_sensor_with_its_latest_state() {
-    let app = app_with(|_| {}).await;
+    // Simulated readings end up to an hour ago: two hours keeps greenhouse-1 fresh.
+    let app = app_with(|s| s.ui.stale_after_secs = 7200).await;
     let id = sensor_with_data(&app, "greenhouse-1", 20).await;
     train(&app, id, None).await;
     // Issue a forecast (as the monitor does hourly) so the next-24 h range is stored.
@@ -256,6 +257,15 @@ async fn the_dashboard_lists_every_sensor_with_its_latest_state() {
     let row = &row[..row.find("</tr>").expect("row end")];
     assert!(row.contains(">v1<"), "champion shown: {row}");
     assert!(row.contains("%RH"), "next-24 h range shown: {row}");
+
+    // Filter and sort (plain GET form).
+    let (_, html) = page(&app, "/?q=cell").await;
+    assert!(html.contains("href=\"/sensors/cellar-2\""));
+    assert!(!html.contains("href=\"/sensors/greenhouse-1\""));
+    assert!(html.contains("showing 1 of 3"));
+    let (_, html) = page(&app, "/?sort=attention").await;
+    let pos = |n: &str| html.find(&format!("href=\"/sensors/{n}\"")).expect("row");
+    assert!(pos("attic-3") < pos("greenhouse-1") && pos("cellar-2") < pos("greenhouse-1"));
 }
 
 #[tokio::test]
@@ -669,4 +679,60 @@ async fn the_stylesheet_and_favicon_are_cached_and_revalidated() {
         .to_str()
         .expect("csp");
     assert!(csp.contains("default-src 'none'"));
+}
+
+#[test]
+fn admin_set_password_writes_a_hash_that_the_login_accepts() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config.toml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"),
+        &config,
+    )
+    .expect("copy config");
+    let run = |args: &[&str], password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hygrocast");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write password");
+        child.wait_with_output().expect("output")
+    };
+    let short = run(&["admin", "set-password"], "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least"));
+
+    let printed = run(&["admin", "set-password"], PASSWORD);
+    assert!(printed.status.success());
+    let stdout = String::from_utf8_lossy(&printed.stdout).to_string();
+    let hash = stdout
+        .split('"')
+        .nth(1)
+        .expect("the printed line holds the hash");
+    assert!(auth::verify_password(hash, PASSWORD), "{stdout}");
+
+    let written = run(&["admin", "set-password", "--write"], PASSWORD);
+    assert!(written.status.success(), "{written:?}");
+    let settings = Settings::load(Some(&config), Vec::new()).expect("the updated file loads");
+    assert!(auth::verify_password(
+        &settings.ui.admin_password_hash,
+        PASSWORD
+    ));
+    let text = std::fs::read_to_string(&config).expect("read");
+    assert!(
+        text.contains("# Argon2 hash of the admin password"),
+        "comments are kept"
+    );
 }

@@ -160,15 +160,34 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 // ---------------------------------------------------------------- read-only pages
 
 /// `GET /`
-async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+#[derive(Debug, serde::Deserialize)]
+pub struct DashboardQuery {
+    q: Option<String>,
+    sort: Option<String>,
+}
+
+/// `GET /?q=hall&sort=attention`
+async fn dashboard(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<DashboardQuery>,
+) -> HttpResponse {
+    let query = query.into_inner();
     let (state, req) = (&*state, &req);
     serve_page(state, req, Access::Read, |ctx| async move {
         let client = state.pool.get().await?;
         let rows = data::dashboard_rows(&**client, ctx.now).await?;
         drop(client);
+        let sort = templates::dashboard::Sort::parse(query.sort.as_deref());
         Ok(html(
             StatusCode::OK,
-            templates::dashboard::dashboard(&ctx, &rows, state.settings.ui.stale_after_secs),
+            templates::dashboard::dashboard(
+                &ctx,
+                &rows,
+                state.settings.ui.stale_after_secs,
+                query.q.as_deref().unwrap_or_default(),
+                sort,
+            ),
         ))
     })
     .await
@@ -324,10 +343,14 @@ async fn run(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>
             .await?
             .map(|r| r.get(0))
             .unwrap_or_default();
+        let version = match record.version_id {
+            Some(v) => Some(versions::get(&**client, v).await?),
+            None => None,
+        };
         drop(client);
         Ok(html(
             StatusCode::OK,
-            templates::run::run(&ctx, &record, &unit),
+            templates::run::run(&ctx, &record, &unit, version.as_ref()),
         ))
     })
     .await
