@@ -158,9 +158,10 @@ pub async fn forecast_for(
             }
             let cfg = forecast_config(settings, kind.valid_range());
             let horizon = cfg.horizon;
-            // A week of lags plus the rolling windows plus room for a few gaps.
-            let since = last_reading - Duration::days(10);
-            let readings = trainer::load_readings(&**client, sensor_id, since).await?;
+            // The same history a training run reads: the analog model searches all of it,
+            // so serving with less would forecast from a different (shorter) past.
+            let since = last_reading - Duration::days(settings.forecast.train_days as i64);
+            let readings = step_means(&client, sensor_id, since, cfg.step_secs).await?;
             drop(client);
             let (forecast, model, served_id) = tokio::task::spawn_blocking(move || {
                 let series = forecast::resample(&readings, &cfg);
@@ -205,6 +206,25 @@ pub async fn forecast_for(
         model: entry.model.clone(),
         steps: entry.forecast.steps.iter().take(steps).cloned().collect(),
     })
+}
+
+/// Readings averaged per grid step by PostgreSQL: the resampler then sees one value per
+/// step (the same means it would compute), and a year of minute readings stays cheap.
+async fn step_means(
+    client: &deadpool_postgres::Client,
+    sensor_id: i64,
+    since: DateTime<Utc>,
+    step_secs: i64,
+) -> Result<Vec<(DateTime<Utc>, f64)>, RegistryError> {
+    let step = step_secs as f64;
+    let rows = client
+        .query(
+            "SELECT to_timestamp(floor(extract(epoch FROM ts)::float8 / $3) * $3) AS bucket, avg(value) \
+             FROM readings WHERE sensor_id = $1 AND ts >= $2 GROUP BY 1 ORDER BY 1",
+            &[&sensor_id, &since, &step],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 async fn load_champion(
