@@ -6,35 +6,9 @@ mod common;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
-use common::{spawn_app, TestApp};
-use tokio_postgres::config::Host;
+use common::{conninfo, spawn_app, TestApp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hygrocast");
-
-/// A libpq key=value connection string for the test database (Unix-socket hosts as
-/// `host=/dir`, which tokio-postgres accepts).
-fn conninfo(cfg: &tokio_postgres::Config) -> String {
-    let mut parts = Vec::new();
-    if let Some(host) = cfg.get_hosts().first() {
-        match host {
-            Host::Tcp(h) => parts.push(format!("host={h}")),
-            Host::Unix(p) => parts.push(format!("host={}", p.display())),
-        }
-    }
-    if let Some(port) = cfg.get_ports().first() {
-        parts.push(format!("port={port}"));
-    }
-    if let Some(user) = cfg.get_user() {
-        parts.push(format!("user={user}"));
-    }
-    if let Some(pw) = cfg.get_password() {
-        parts.push(format!("password={}", String::from_utf8_lossy(pw)));
-    }
-    if let Some(db) = cfg.get_dbname() {
-        parts.push(format!("dbname={db}"));
-    }
-    parts.join(" ")
-}
 
 /// Runs `hygrocast <args>` against the app's database, off the async runtime.
 async fn hygrocast(app: &TestApp, args: &[&str]) -> Output {

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use hygrocast::db::{create_database_if_missing, migrate};
 use hygrocast::domain::{SensorKind, SensorName};
 use hygrocast::sensors::{self, NewSensor};
 
@@ -27,19 +26,7 @@ struct Tally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_stopped_mid_load_gives_503s_then_recovers_with_every_ack_stored() {
     common::init_test_logging();
-    let (cluster, dir) = tokio::task::spawn_blocking(common::start_private_cluster)
-        .await
-        .expect("cluster");
-    create_database_if_missing(&cluster.pg_config("postgres"), "app")
-        .await
-        .expect("create db");
-    let pg_config = cluster.pg_config("app");
-    let (mut client, conn) = pg_config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    migrate::run(&mut client).await.expect("migrate");
+    let (cluster, dir, pg_config, client) = common::private_migrated_database().await;
     let mut sensors_ = Vec::new();
     for i in 0..CLIENTS {
         let new = NewSensor {

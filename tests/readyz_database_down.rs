@@ -5,24 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use hygrocast::db::{create_database_if_missing, migrate};
-
 #[tokio::test]
 async fn readyz_turns_503_when_the_database_stops_and_200_when_it_returns() {
     common::init_test_logging();
-    let (cluster, dir) = tokio::task::spawn_blocking(common::start_private_cluster)
-        .await
-        .expect("cluster");
-    create_database_if_missing(&cluster.pg_config("postgres"), "app")
-        .await
-        .expect("create db");
-    let pg_config = cluster.pg_config("app");
-    let (mut client, conn) = pg_config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    migrate::run(&mut client).await.expect("migrate");
+    let (cluster, dir, pg_config, client) = common::private_migrated_database().await;
     drop(client);
 
     let mut settings = common::test_settings();

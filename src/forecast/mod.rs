@@ -48,7 +48,7 @@ pub use evaluate::{evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, Se
 pub use features::{FeatureSpec, Transform};
 pub use forest::ForestParams;
 pub use intervals::HorizonQuantiles;
-pub use metrics::Metrics;
+pub use metrics::{mase_scale, Metrics};
 pub use models::{
     fit, Algorithm, FittedModel, Forecast, ForecastStep, ModelParams, MODEL_FORMAT_VERSION,
     SMARTCORE_VERSION,

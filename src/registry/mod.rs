@@ -113,14 +113,3 @@ pub fn forecast_config(settings: &Settings, range: (f64, f64)) -> ForecastConfig
         upper: range.1,
     }
 }
-
-/// Mean absolute error of the one-period seasonal naive forecast over `values`: the
-/// scale that turns an MAE into a MASE (below 1 beats "same time yesterday").
-pub fn seasonal_naive_scale(values: &[Option<f64>], period: usize) -> Option<f64> {
-    let (sum, n) = values
-        .iter()
-        .zip(values.iter().skip(period))
-        .filter_map(|(a, b)| Some((b.as_ref()? - a.as_ref()?).abs()))
-        .fold((0.0, 0usize), |(s, n), d| (s + d, n + 1));
-    (n > 0 && sum > 0.0).then(|| sum / n as f64)
-}

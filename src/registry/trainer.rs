@@ -13,7 +13,7 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 
 use super::runs::{self, ClaimedRun};
-use super::{forecast_config, seasonal_naive_scale, versions, RegistryError};
+use super::{forecast_config, versions, RegistryError};
 use crate::config::Settings;
 use crate::domain::SensorKind;
 use crate::forecast::{
@@ -293,7 +293,8 @@ fn fit_blocking(
     champion_algo: Option<Algorithm>,
 ) -> Result<Fitted, RegistryError> {
     let period = (86_400 / cfg.step_secs.max(1)) as usize;
-    let mase_scale = seasonal_naive_scale(&series.values, period);
+    // The same scale the backtest divides by, over the whole training series.
+    let mase_scale = forecast::mase_scale(&series.values, series.len(), period).ok();
     let enough_history = series.observed_len() >= cfg.min_history_steps;
     let (model, chosen, mut reports) = match requested {
         Some(algo) => {

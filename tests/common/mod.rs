@@ -52,6 +52,27 @@ pub fn start_private_cluster() -> (EmbeddedCluster, PathBuf) {
     (cluster, dir)
 }
 
+/// A private cluster of its own (for tests that stop the database) with a migrated
+/// database `app`: the cluster, its directory, the database's config and a client.
+pub async fn private_migrated_database() -> (
+    EmbeddedCluster,
+    PathBuf,
+    tokio_postgres::Config,
+    tokio_postgres::Client,
+) {
+    let (cluster, dir) = tokio::task::spawn_blocking(start_private_cluster)
+        .await
+        .expect("cluster");
+    hygrocast::db::create_database_if_missing(&cluster.pg_config("postgres"), "app")
+        .await
+        .expect("create db");
+    let pg_config = cluster.pg_config("app");
+    let (mut client, conn) = pg_config.connect(NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    migrate::run(&mut client).await.expect("migrate");
+    (cluster, dir, pg_config, client)
+}
+
 fn local_server_answers() -> Option<tokio_postgres::Config> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
