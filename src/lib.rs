@@ -17,8 +17,10 @@ pub mod domain;
 )]
 pub mod forecast;
 pub mod ingest;
+pub mod metrics;
 pub mod registry;
 pub mod scheduler;
 pub mod simulate;
 pub mod telemetry;
+pub mod version;
 pub mod web;

@@ -19,7 +19,7 @@ use crate::domain::SensorKind;
 use crate::forecast::{self, Algorithm, FittedModel, Forecast, ForecastStep};
 
 /// How a forecast was made, for the API and the pages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     /// Version number of the champion; `None` when the on-the-fly baseline serves.
     pub version: Option<i32>,
@@ -31,7 +31,7 @@ pub struct ModelInfo {
 }
 
 /// A forecast for a sensor, as served.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServedForecast {
     pub sensor: String,
     /// The forecast origin: the last observed step, from which every step is counted.

@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
 
 /// An error a handler returns; its variant decides the status.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +59,10 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         };
-        res.json(json!({"error": message, "status": status.as_u16()}))
+        res.json(ErrorBody {
+            error: message,
+            status: status.as_u16(),
+        })
     }
 }
 
@@ -96,4 +98,32 @@ pub fn json_error_handler(
         _ => ApiError::BadRequest(format!("malformed JSON: {err}")),
     };
     api.into()
+}
+
+/// Path segments that do not parse (`/api/v1/runs/abc`): 404 in our JSON shape, since
+/// no such resource can exist.
+pub fn path_error_handler(
+    err: actix_web::error::PathError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::NotFound(format!("no such resource: {err}")).into()
+}
+
+/// Query strings that do not parse: 400 naming the problem, in our JSON shape.
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {err}")).into()
+}
+
+/// The body of every error answer (documented in the OpenAPI description).
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    #[schema(example = "unknown sensor `greenhouse-1`")]
+    pub error: String,
+    /// The HTTP status again, for clients that only keep the body.
+    #[schema(example = 404)]
+    pub status: u16,
 }

@@ -1,13 +1,20 @@
 //! Route table: every path the server answers, in one place.
+//!
+//! Every JSON endpoint is also listed in `web::openapi::ApiDoc` (one line each), which
+//! `/api/openapi.json` serves and schemathesis tests the server against.
 
-mod health;
-mod models;
+pub(crate) mod health;
+pub(crate) mod meta;
+pub(crate) mod models;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(meta::metrics))
+        .route("/api/openapi.json", web::get().to(meta::openapi))
+        .route("/api/v1/info", web::get().to(meta::info))
         .route(
             "/api/v1/sensors/{name}/forecast",
             web::get().to(models::forecast),
