@@ -72,6 +72,7 @@ LoadModule mpm_event_module $MODULES/mod_mpm_event.so
 LoadModule authz_core_module $MODULES/mod_authz_core.so
 LoadModule alias_module $MODULES/mod_alias.so
 LoadModule headers_module $MODULES/mod_headers.so
+LoadModule rewrite_module $MODULES/mod_rewrite.so
 LoadModule proxy_module $MODULES/mod_proxy.so
 LoadModule proxy_http_module $MODULES/mod_proxy_http.so
 $( [ "$(id -u)" = 0 ] && printf 'User www-data\nGroup www-data\n' )

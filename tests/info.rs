@@ -125,4 +125,23 @@ async fn malformed_path_and_query_get_json_errors() {
     assert_eq!(res.status(), 404);
     let body: serde_json::Value = res.json().await.expect("json error body");
     assert_eq!(body["status"], 404);
+    // Found by schemathesis: a NUL byte in a sensor name reached PostgreSQL (500), a
+    // huge horizon overflowed (the worker panicked). Both are client errors.
+    for path in [
+        "/api/v1/sensors/a%00b/forecast",
+        "/api/v1/sensors/a%00b/models",
+        "/api/v1/sensors/%FF%FE/models",
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let res = app
+        .get("/api/v1/sensors/x/forecast?horizon=106751991167301d")
+        .await;
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.expect("json error body");
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("horizon"));
 }

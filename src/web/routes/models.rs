@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::SensorName;
 use crate::registry::monitor::LiveScore;
 use crate::registry::runs::RunRecord;
 use crate::registry::serving::ServedForecast;
@@ -17,7 +18,16 @@ use crate::web::AppState;
 pub struct ForecastQuery {
     /// How far ahead: `1h` … `120h` (or `5d`, `90m`); a bare number means hours.
     /// Default: the full configured horizon.
+    #[param(pattern = r"^[0-9]+(m|min|h|d)?$", example = "48h")]
     pub horizon: Option<String>,
+}
+
+/// The sensor named in the path. A name that cannot be a sensor's (wrong characters,
+/// a NUL byte, too long) names no sensor: 404, without asking the database — PostgreSQL
+/// refuses a NUL in text, which surfaced as a 500 (found by schemathesis).
+fn sensor_in_path(raw: &str) -> Result<SensorName, ApiError> {
+    SensorName::parse(raw)
+        .map_err(|_| ApiError::NotFound(format!("unknown sensor `{}`", raw.escape_debug())))
 }
 
 /// `GET /api/v1/sensors/{name}/forecast?horizon=48h`
@@ -25,7 +35,7 @@ pub struct ForecastQuery {
     get,
     path = "/api/v1/sensors/{name}/forecast",
     tag = "forecasts",
-    params(("name" = String, Path, description = "Sensor name"), ForecastQuery),
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1"), ForecastQuery),
     responses(
         (status = 200, description = "The champion's forecast with 80 % and 95 % intervals", body = ServedForecast),
         (status = 400, description = "Bad horizon, or the sensor has no readings yet", body = ErrorBody),
@@ -38,13 +48,20 @@ pub async fn forecast(
     name: web::Path<String>,
     query: web::Query<ForecastQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = sensor_in_path(&name)?;
     let f = &state.settings.forecast;
     let steps = match &query.horizon {
         Some(h) => serving::parse_horizon(h, f.step_secs, f.horizon)?,
         None => f.horizon,
     };
-    let served =
-        serving::forecast_for(&state.pool, &state.settings, &state.forecasts, &name, steps).await?;
+    let served = serving::forecast_for(
+        &state.pool,
+        &state.settings,
+        &state.forecasts,
+        name.as_str(),
+        steps,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(served))
 }
 
@@ -72,7 +89,7 @@ pub struct SensorModels {
     get,
     path = "/api/v1/sensors/{name}/models",
     tag = "models",
-    params(("name" = String, Path, description = "Sensor name")),
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1")),
     responses(
         (status = 200, description = "Champion, versions, promotions, recent runs and live scores", body = SensorModels),
         (status = 404, description = "Unknown sensor", body = ErrorBody),
@@ -83,8 +100,9 @@ pub async fn sensor_models(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = sensor_in_path(&name)?;
     let client = state.pool.get().await?;
-    let sensor_id = versions::sensor_id(&**client, &name).await?;
+    let sensor_id = versions::sensor_id(&**client, name.as_str()).await?;
     let champion = versions::champion(&**client, sensor_id).await?;
     let all = versions::list(&**client, Some(sensor_id), 200).await?;
     let promotions = versions::promotions(&**client, Some(sensor_id), 200).await?;
@@ -95,7 +113,7 @@ pub async fn sensor_models(
         .map(|(scored_at, score)| ScoredAt { scored_at, score })
         .collect();
     Ok(HttpResponse::Ok().json(SensorModels {
-        sensor: name.into_inner(),
+        sensor: name.into(),
         champion,
         versions: all,
         promotions,
@@ -109,7 +127,7 @@ pub async fn sensor_models(
     get,
     path = "/api/v1/runs/{id}",
     tag = "models",
-    params(("id" = i64, Path, description = "Training run id")),
+    params(("id" = i64, Path, description = "Training run id", example = 1)),
     responses(
         (status = 200, description = "The run: what data it saw, its backtest, its outcome", body = RunRecord),
         (status = 404, description = "No such run", body = ErrorBody),
