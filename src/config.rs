@@ -23,6 +23,7 @@ pub struct Settings {
     pub forecast: ForecastSettings,
     pub registry: RegistrySettings,
     pub monitor: MonitorSettings,
+    pub ingest: IngestSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +208,36 @@ impl Default for MonitorSettings {
             degradation: 0.3,
             min_points: 12,
             cooldown_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Largest request body in bytes, both as received and after gzip decoding.
+    pub max_body: usize,
+    /// Most readings one request may carry.
+    pub max_batch: usize,
+    /// How far ahead of the server clock a reading's timestamp may be (clock skew).
+    pub max_future_secs: u64,
+    /// Requests waiting for a database write; when full, new requests get 503.
+    pub queue_capacity: usize,
+    /// Writer tasks, each committing one group of queued requests at a time.
+    pub writers: usize,
+    /// Most readings one group commit writes (a single larger request is written alone).
+    pub max_flush_rows: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_body: 8 * 1024 * 1024,
+            max_batch: 10_000,
+            max_future_secs: 300,
+            queue_capacity: 1024,
+            writers: 4,
+            max_flush_rows: 20_000,
         }
     }
 }
@@ -414,6 +445,29 @@ impl Settings {
             return Err(invalid(
                 "monitor.degradation",
                 "must be a non-negative number".into(),
+            ));
+        }
+        let ingest = &self.ingest;
+        for (key, value) in [
+            ("ingest.max_body", ingest.max_body),
+            ("ingest.max_batch", ingest.max_batch),
+            ("ingest.queue_capacity", ingest.queue_capacity),
+            ("ingest.writers", ingest.writers),
+            ("ingest.max_flush_rows", ingest.max_flush_rows),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        // Each writer holds a pooled connection while it flushes: more writers than
+        // connections could never all run.
+        if ingest.writers > self.database.pool_size {
+            return Err(invalid(
+                "ingest.writers",
+                format!(
+                    "{} writers cannot exceed database.pool_size ({})",
+                    ingest.writers, self.database.pool_size
+                ),
             ));
         }
         for (key, expr) in [

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod registry;
 pub mod scheduler;
+pub mod sensors;
 pub mod simulate;
 pub mod telemetry;
 pub mod version;

@@ -17,6 +17,9 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use crate::config::{parse_cron, Settings};
 use crate::registry::{monitor, runs, serving::ForecastCache, trainer, RegistryError, Trigger};
 
+/// A run still `running` after this long belongs to a process that is gone.
+const ABANDONED_AFTER_SECS: i64 = 6 * 3600;
+
 /// Scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -140,6 +143,12 @@ pub async fn fire(
 /// data (or never trained: trigger `new-sensor`).
 pub async fn enqueue_retrain(bg: &Background) -> Result<Vec<i64>, RegistryError> {
     let client = bg.pool.get().await?;
+    // Runs whose process died mid-fit would block nothing, but would stay "running"
+    // forever; close them so the record is true.
+    let abandoned = runs::fail_abandoned(&**client, ABANDONED_AFTER_SECS).await?;
+    if abandoned > 0 {
+        tracing::warn!(abandoned, "marked abandoned training runs as failed");
+    }
     let rows = client
         .query(
             "SELECT s.id, last.data_last IS NULL AS never FROM sensors s \

@@ -192,3 +192,39 @@ fn trusted_proxies_accept_addresses_and_networks_and_name_a_bad_entry() {
         .expect("empty list");
     assert!(s.server.trusted_proxies.is_empty());
 }
+
+#[test]
+fn ingest_settings_load_and_are_checked() {
+    let f = file_with("[ingest]\nmax_body = 1024\nmax_batch = 10\nwriters = 2\n");
+    let s = Settings::load(
+        Some(f.path()),
+        env(&[("HYGROCAST_INGEST__QUEUE_CAPACITY", "64")]),
+    )
+    .expect("load");
+    assert_eq!(s.ingest.max_body, 1024);
+    assert_eq!(s.ingest.max_batch, 10);
+    assert_eq!(s.ingest.writers, 2);
+    assert_eq!(s.ingest.queue_capacity, 64);
+    assert_eq!(
+        s.ingest.max_future_secs, 300,
+        "untouched keys keep their default"
+    );
+
+    for (text, key) in [
+        ("[ingest]\nwriters = 0\n", "ingest.writers"),
+        ("[ingest]\nqueue_capacity = 0\n", "ingest.queue_capacity"),
+        ("[ingest]\nmax_flush_rows = 0\n", "ingest.max_flush_rows"),
+        ("[ingest]\nmax_body = 0\n", "ingest.max_body"),
+        ("[ingest]\nmax_batch = 0\n", "ingest.max_batch"),
+    ] {
+        let err = load_err(text, &[]);
+        assert!(err.contains(key) && err.contains("at least 1"), "{err}");
+    }
+    let err = load_err("[database]\npool_size = 4\n[ingest]\nwriters = 5\n", &[]);
+    assert!(
+        err.contains("ingest.writers") && err.contains("database.pool_size (4)"),
+        "{err}"
+    );
+    let err = load_err("[ingest]\nmax_bdoy = 1\n", &[]);
+    assert!(err.contains("max_bdoy"), "{err}");
+}

@@ -202,3 +202,70 @@ async fn metrics_still_answer_when_the_database_is_gone() {
     assert_eq!(sample(&text, "hygrocast_database_up"), Some(0.0));
     assert!(text.contains("# TYPE hygrocast_build_info gauge"));
 }
+
+#[tokio::test]
+async fn ingestion_counts_accepted_duplicate_and_rejected_readings_by_format() {
+    let app = spawn_app_with(quiet).await;
+    let client = app.client().await;
+    let (_, token) = hygrocast::sensors::create(
+        &client,
+        &hygrocast::sensors::NewSensor {
+            name: hygrocast::domain::SensorName::parse("metrics-ingest").expect("name"),
+            kind: hygrocast::domain::SensorKind::Humidity,
+            unit: None,
+            location: None,
+        },
+    )
+    .await
+    .expect("sensor");
+    let token = token.expose().to_string();
+    let before = scrape(&app).await;
+    let accepted = r#"hygrocast_readings_accepted_total{format="json"}"#;
+    let duplicate = r#"hygrocast_readings_duplicate_total{format="line_protocol"}"#;
+    let rejected = r#"hygrocast_readings_rejected_total{format="json",reason="out_of_range"}"#;
+    let unauthorized = r#"hygrocast_readings_rejected_total{format="json",reason="unauthorized"}"#;
+    let v = |t: &str, s: &str| sample(t, s).unwrap_or(0.0);
+    let post = |body: &'static str| {
+        app.http
+            .post(app.url("/api/v1/readings"))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let ok = post(r#"[{"ts": "2026-01-01T00:00:00Z", "value": 50}, {"ts": "2026-01-01T01:00:00Z", "value": 51}]"#)
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        post(r#"{"ts": "2026-01-01T02:00:00Z", "value": 150}"#)
+            .await
+            .expect("post")
+            .status(),
+        400
+    );
+    let res = app
+        .http
+        .post(app.url("/api/v1/readings"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"value": 50}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 401);
+    let lp = app
+        .http
+        .post(app.url("/api/v2/write?precision=s"))
+        .header("Authorization", format!("Token {token}"))
+        .body("climate humidity=50 1767225600")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(lp.status(), 204);
+    let after = scrape(&app).await;
+    assert!(v(&after, accepted) >= v(&before, accepted) + 2.0);
+    assert!(v(&after, duplicate) >= v(&before, duplicate) + 1.0);
+    assert!(v(&after, rejected) >= v(&before, rejected) + 1.0);
+    assert!(v(&after, unauthorized) >= v(&before, unauthorized) + 1.0);
+    assert!(sample(&after, "hygrocast_batcher_flush_rows_count").unwrap_or(0.0) >= 2.0);
+}

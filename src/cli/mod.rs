@@ -3,8 +3,13 @@
 
 mod evaluate;
 mod models;
+mod sensor;
 mod serve;
+mod simulate;
 mod table;
+
+pub use sensor::SensorCommand;
+pub use simulate::{SimulateArgs, WireFormat};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +61,14 @@ pub enum Command {
     Export(models::ExportArgs),
     /// Backtest forecasting models on a CSV series and print their scores (offline; no database).
     Evaluate(evaluate::EvaluateArgs),
+    /// Manage sensors and their tokens.
+    #[command(subcommand)]
+    Sensor(SensorCommand),
+    /// Act as a humidity sensor: post realistic readings to a hygrocast server.
+    ///
+    /// Backfills history in batches, then posts one reading per interval; retries with
+    /// exponential backoff on 503 and network errors. Needs no database of its own.
+    Simulate(SimulateArgs),
 }
 
 /// Entry point of the binary.
@@ -122,6 +135,8 @@ async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> 
             }
             Ok(())
         }
+        Command::Sensor(cmd) => sensor::run(cmd, settings).await,
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 

@@ -4,7 +4,9 @@
 //! `chosen` is picked without looking at the scored window: the selection backtest runs on
 //! the history before the scored window's first origin `o0` (i.e. on `y[0..o0]`, whose own
 //! last `window_days` are the preceding window), exactly as `select_and_fit` would have done
-//! on the day of `o0`. The scored window then only reports how that choice did.
+//! on the day of `o0` (lowest mean of MASE 1-24 and MASE 1-120, with the combination
+//! preferred when within 2 % of the best). The scored window then only reports how that
+//! choice did.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -199,7 +201,7 @@ impl EvaluateReport {
         }
         let _ = writeln!(
             s,
-            "* chosen: {} (lowest MASE 1-24 in a backtest on the data before the scored window)",
+            "* chosen: {} (selected on the data before the scored window: best mean of MASE 1-24 and 1-120, blend preferred within 2 %)",
             self.chosen
         );
         s

@@ -70,8 +70,12 @@ impl Transform {
 }
 
 /// Columns of the origin-only row used by the linear model ([`FeatureFrame::lag_row`]):
-/// level, 24 hourly lags, 2 daily lags, 2 time-of-day terms.
+/// level, 24 hourly lags, 2 daily lags, 2 time-of-day terms, and the time-of-day
+/// interactions of the columns in [`INTERACTED`].
 pub const N_LAG_FEATURES: usize = 29 + 2 * INTERACTED.len();
+/// Columns of the linear row whose effect may vary with the time of day of the origin:
+/// level and lags 1, 2, 3, 6, 12, 18, 23, 24, 48, 168. (Interacting all 27 scored the same
+/// at 1.6× the cost; adding a second harmonic gained nothing.)
 const INTERACTED: [usize; 11] = [0, 1, 2, 3, 6, 12, 18, 23, 24, 25, 26];
 /// Lags (and profile offsets) per day covered by the linear row.
 const LAGS_PER_DAY: usize = 24;
@@ -85,7 +89,10 @@ pub struct FeatureSpec {
     pub period: usize,
     /// Steps of history a row needs (one week).
     pub lookback: usize,
+    /// Columns of the forest row (horizon-specific; the forest adds the horizon itself).
     pub names: Vec<String>,
+    /// Columns of the ridge row (origin-only, shared by all horizons).
+    pub linear_names: Vec<String>,
 }
 
 impl FeatureSpec {
@@ -97,8 +104,25 @@ impl FeatureSpec {
             period,
             lookback: 7 * period,
             names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            linear_names: linear_names(),
         }
     }
+}
+
+/// Names of the [`FeatureFrame::lag_row`] columns, in order.
+fn linear_names() -> Vec<String> {
+    let mut names = vec!["level".to_string()];
+    names.extend((1..=LAGS_PER_DAY).map(|k| format!("lag{k}_minus_level")));
+    names.push("lag_2d_minus_level".into());
+    names.push("lag_7d_minus_level".into());
+    names.push("hour_sin".into());
+    names.push("hour_cos".into());
+    for &j in &INTERACTED {
+        let base = names[j].clone();
+        names.push(format!("{base}_x_hour_sin"));
+        names.push(format!("{base}_x_hour_cos"));
+    }
+    names
 }
 
 /// Steps per day; 24 for hourly data. Falls back to 24 when the step does not divide a day,
@@ -196,11 +220,14 @@ impl<'a> FeatureFrame<'a> {
     /// the horizon, so all horizons share one design matrix (and one Gram matrix).
     ///
     /// Layout: `[level, y[t-k·s]-level for k=1..=24, y[t-2·period]-level,
-    /// y[t-7·period]-level, sin, cos of the time of day]` with `s = period/24` (1 for hourly
-    /// data). A horizon-h model combines these into "same hour as the target" terms: the
-    /// target's hour of day was last seen at lag `24⌈h/24⌉-h`. Richer rows (weekly profiles,
-    /// rolling ranges, second harmonics) scored worse in backtests: with one model per
-    /// horizon the extra variance costs more than the information gains.
+    /// y[t-7·period]-level, sin, cos of the time of day, then (sin, cos) × each INTERACTED
+    /// column]` with `s = period/24` (1 for hourly data). A horizon-h model combines these
+    /// into "same hour as the target" terms: the target's hour of day was last seen at lag
+    /// `24⌈h/24⌉-h`. The interactions let the weights depend on the origin's time of day
+    /// (humidity evolves differently after an evening origin than after a morning one);
+    /// they cut backtest MASE 1-24 by ~4 %. Richer rows (weekly profiles, rolling ranges,
+    /// long means) scored worse: with one model per horizon their variance costs more than
+    /// their information gains.
     pub fn lag_row(&self, t: usize) -> Option<[f64; N_LAG_FEATURES]> {
         let level = self.level(t)?;
         let p = self.period;
@@ -350,6 +377,7 @@ mod tests {
         }
         assert!(frame.row(166, 1).is_none());
         assert!(frame.row(167, 1).is_some());
+        assert_eq!(linear_names().len(), N_LAG_FEATURES);
         let lag = frame.lag_row(t).expect("lag row");
         assert_eq!(lag[0], 300.0);
         for (k, v) in lag.iter().enumerate().take(25).skip(1) {

@@ -36,10 +36,10 @@ pub struct ForestParams {
 impl Default for ForestParams {
     fn default() -> Self {
         ForestParams {
-            trees: 40,
-            max_depth: 10,
+            trees: 20,
+            max_depth: 9,
             min_samples_leaf: 15,
-            samples: 4000,
+            samples: 2000,
             features_per_split: 0,
             seed: 0x4879_6772_6f63_6173,
         }

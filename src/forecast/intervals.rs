@@ -10,7 +10,7 @@
 //! Residuals are strongly serially dependent: a 28-day span holds thousands of residuals
 //! but only a few dozen independent weather episodes, and a quantile estimated from so few
 //! effective samples covers less than its nominal level on average. We therefore take the
-//! 82.5 % and 96 % quantiles of |residual| for the 80 % and 95 % intervals, which restored
+//! 82.5 % and 97 % quantiles of |residual| for the 80 % and 95 % intervals, which restored
 //! nominal coverage on synthetic (stationary) series.
 
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ pub struct HorizonQuantiles {
 
 /// Quantile levels of |residual| used for the nominal 80 % and 95 % intervals (see above).
 const LEVEL_80: f64 = 0.825;
-const LEVEL_95: f64 = 0.96;
+const LEVEL_95: f64 = 0.97;
 
 /// Fewest residuals for which we trust an empirical 95 % interval.
 const MIN_RESIDUALS: usize = 20;

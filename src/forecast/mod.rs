@@ -1,10 +1,22 @@
 //! Forecasting engine: resampling, direct multi-horizon models, calibrated intervals,
 //! rolling-origin backtests and honest model selection.
 //!
+//! Strategy. Every learned model is *direct*: from the history up to the origin t it
+//! predicts the change `y[t+h] - y[t]` for each horizon h separately, on the scale
+//! `ln(y - lower + 1)` (see `features::Transform`). Recursive forecasting compounds its
+//! own errors and was worse for the peers too; a single horizon-as-feature model cannot
+//! give each horizon its own weights cheaply. The served default is usually `Blend`, an
+//! equal-weight combination of two models that err differently:
+//! - `Ridge`: one smartcore ridge per horizon on lags 1-24, 48, 168 (relative to the
+//!   current level), time of day, and time-of-day interactions of the key lags, with the
+//!   penalty chosen on held-out origins;
+//! - `Analog`: the average change that followed the most similar past days (same time of
+//!   day), with the neighbour count chosen on held-out origins.
+//!
 //! Layout (one job per file):
 //! - `series`: regular grid, gap rules, digest, export
 //! - `features`: feature rows at an origin (no look-ahead)
-//! - `ridge`, `forest`: the smartcore-backed direct models
+//! - `ridge`, `forest`, `analog`: the direct models
 //! - `models`: `Algorithm`, `FittedModel`, `forecast`, persistence
 //! - `training`: `fit` (inner validation, interval calibration, final fit)
 //! - `intervals`: per-horizon residual quantiles
@@ -13,6 +25,7 @@
 //! - `evaluate`: CSV in, report out
 //! - `synthetic`: generator of realistic test series
 
+mod analog;
 mod backtest;
 mod evaluate;
 mod features;

@@ -7,6 +7,7 @@ use bincode::Options;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::analog::{descriptors, mean_changes, neighbours, AnalogModel};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
 use super::intervals::HorizonQuantiles;
@@ -33,16 +34,19 @@ pub enum Algorithm {
     Ridge,
     /// smartcore random forest pooled over horizons.
     Forest,
-    /// Per-horizon weighted combination of Ridge and Forest (weights from inner validation).
+    /// Analog ensemble: average of what followed the most similar past days.
+    Analog,
+    /// Per-horizon weighted combination of Ridge and Analog (weights from inner validation).
     Blend,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 5] = [
+    pub const ALL: [Algorithm; 6] = [
         Algorithm::Naive,
         Algorithm::SeasonalNaive,
         Algorithm::Ridge,
         Algorithm::Forest,
+        Algorithm::Analog,
         Algorithm::Blend,
     ];
 
@@ -57,6 +61,7 @@ impl Algorithm {
             Algorithm::SeasonalNaive => "seasonal_naive",
             Algorithm::Ridge => "ridge",
             Algorithm::Forest => "forest",
+            Algorithm::Analog => "analog",
             Algorithm::Blend => "blend",
         }
     }
@@ -78,6 +83,7 @@ impl FromStr for Algorithm {
             "seasonal_naive" | "seasonalnaive" | "snaive" => Ok(Algorithm::SeasonalNaive),
             "ridge" => Ok(Algorithm::Ridge),
             "forest" | "random_forest" => Ok(Algorithm::Forest),
+            "analog" | "analogue" | "knn" => Ok(Algorithm::Analog),
             "blend" | "ensemble" => Ok(Algorithm::Blend),
             _ => Err(ForecastError::Input(format!("unknown algorithm {s:?}"))),
         }
@@ -94,6 +100,8 @@ pub struct ModelParams {
     /// Ridge penalty per training row (on standardised features), chosen by inner validation.
     pub ridge_alpha: Option<f64>,
     pub forest: Option<ForestParams>,
+    /// Analog settings (neighbour count chosen by inner validation).
+    pub analog: Option<AnalogModel>,
     /// Weight of Ridge in the Blend, per horizon (chosen by inner validation).
     pub blend_ridge_weight: Vec<f64>,
 }
@@ -105,9 +113,10 @@ pub(crate) enum Estimator {
     SeasonalNaive,
     Ridge(Vec<RidgeHorizon>),
     Forest(ForestModel),
+    Analog(AnalogModel),
     Blend {
         ridge: Vec<RidgeHorizon>,
-        forest: ForestModel,
+        analog: AnalogModel,
         ridge_weight: Vec<f64>,
     },
 }
@@ -246,8 +255,15 @@ impl FittedModel {
                 filled.len()
             )));
         }
-        let frame = FeatureFrame::build(&filled, start_unix, self.step_secs, period);
-        let points = predict_levels(&self.estimator, &frame, &[t], horizon, transform)?;
+        let raw_values: Vec<Option<f64>> = values
+            .iter()
+            .map(|v| v.map(|y| transform.forward(y)))
+            .collect();
+        let frames = Frames {
+            filled: &FeatureFrame::build(&filled, start_unix, self.step_secs, period),
+            raw: &FeatureFrame::build(&raw_values, start_unix, self.step_secs, period),
+        };
+        let points = predict_levels(&self.estimator, &frames, &[t], horizon, transform)?;
         Ok(points
             .iter()
             .zip(&self.intervals)
@@ -275,12 +291,19 @@ impl FittedModel {
     }
 }
 
+/// The history a forecast is made from, on the model's transformed scale.
+pub(crate) struct Frames<'a, 'b> {
+    /// Causally gap-filled: every origin has features.
+    pub filled: &'a FeatureFrame<'b>,
+    /// With gaps: where the analog model looks for complete past situations.
+    pub raw: &'a FeatureFrame<'b>,
+}
+
 /// Point forecasts (unclamped, original scale) for each origin in `origins`: `out[h-1][k]`
-/// is the forecast from `origins[k]` at horizon `h`. `frame` holds transformed values and
-/// must be gap-free at those origins.
+/// is the forecast from `origins[k]` at horizon `h`.
 pub(crate) fn predict_levels(
     est: &Estimator,
-    frame: &FeatureFrame<'_>,
+    frames: &Frames<'_, '_>,
     origins: &[usize],
     horizon: usize,
     transform: Transform,
@@ -290,6 +313,7 @@ pub(crate) fn predict_levels(
             .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
             .collect()
     };
+    let frame = frames.filled;
     let levels: Vec<f64> = origins
         .iter()
         .map(|&t| {
@@ -317,14 +341,17 @@ pub(crate) fn predict_levels(
         Estimator::Forest(model) => Ok(back(forest_levels(
             model, frame, origins, &levels, horizon,
         )?)),
+        Estimator::Analog(model) => Ok(back(analog_levels(
+            model, frames, origins, &levels, horizon,
+        ))),
         Estimator::Blend {
             ridge,
-            forest,
+            analog,
             ridge_weight,
         } => {
             let r = back(ridge_levels(ridge, frame, origins, &levels, horizon)?);
-            let f = back(forest_levels(forest, frame, origins, &levels, horizon)?);
-            Ok(blend(&r, &f, ridge_weight))
+            let a = back(analog_levels(analog, frames, origins, &levels, horizon));
+            Ok(blend(&r, &a, ridge_weight))
         }
     }
 }
@@ -380,6 +407,36 @@ pub(crate) fn ridge_levels(
         out.push(delta.iter().zip(levels).map(|(d, l)| l + d).collect());
     }
     Ok(out)
+}
+
+pub(crate) fn analog_levels(
+    model: &AnalogModel,
+    frames: &Frames<'_, '_>,
+    origins: &[usize],
+    levels: &[f64],
+    horizon: usize,
+) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::with_capacity(origins.len()); horizon];
+    let end = origins.iter().max().map_or(0, |t| t + 1);
+    let table = descriptors(frames.raw, end);
+    for (&t, &level) in origins.iter().zip(levels) {
+        let max_k = model.k.iter().copied().max().unwrap_or(1);
+        let nbrs = neighbours(
+            frames.raw,
+            &table,
+            frames.filled,
+            t,
+            horizon,
+            model.hour_window,
+            max_k,
+        );
+        let k_at = |h: usize| model.k.get(h - 1).copied().unwrap_or(max_k);
+        let changes = mean_changes(frames.raw, &nbrs, k_at, horizon);
+        for (row, d) in out.iter_mut().zip(changes) {
+            row.push(level + d);
+        }
+    }
+    out
 }
 
 pub(crate) fn forest_levels(

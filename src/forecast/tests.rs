@@ -229,15 +229,29 @@ fn smartcore_panics_become_fit_errors() {
 fn forecast_uses_only_the_history_it_is_given() {
     let cfg = small_cfg();
     let s = synthetic(40, 5);
-    let m = fit(&s, Algorithm::Ridge, &cfg).expect("fit");
     let head = s.head(30 * 24);
     let mut changed = s.clone();
     for v in changed.values.iter_mut().skip(30 * 24) {
         *v = Some(3.0);
     }
-    let a = m.forecast(&head, 24).expect("a");
-    let b = m.forecast(&changed.head(30 * 24), 24).expect("b");
-    assert_eq!(a, b);
+    for algo in [Algorithm::Ridge, Algorithm::Analog, Algorithm::Blend] {
+        let m = fit(&s, algo, &cfg).expect("fit");
+        let a = m.forecast(&head, 24).expect("a");
+        let b = m.forecast(&changed.head(30 * 24), 24).expect("b");
+        assert_eq!(a, b);
+    }
+    // The analog search only considers situations whose whole future is before the origin.
+    let t = 30 * 24 - 1;
+    let filled: Vec<Option<f64>> = series::causal_fill(&s.values, 24)
+        .into_iter()
+        .map(Some)
+        .collect();
+    let raw = features::FeatureFrame::build(&s.values, s.start_unix(), 3600, 24);
+    let query = features::FeatureFrame::build(&filled, s.start_unix(), 3600, 24);
+    let table = analog::descriptors(&raw, s.len());
+    let nbrs = analog::neighbours(&raw, &table, &query, t, 24, 1, 50);
+    assert!(!nbrs.is_empty());
+    assert!(nbrs.iter().all(|&c| c + 24 <= t));
 }
 
 #[test]
@@ -278,7 +292,7 @@ fn select_and_fit_chooses_by_backtest() {
     let best = t
         .reports
         .iter()
-        .min_by(|a, b| a.1.mase_1_24.total_cmp(&b.1.mase_1_24))
+        .min_by(|a, b| backtest::selection_score(&a.1).total_cmp(&backtest::selection_score(&b.1)))
         .map(|r| r.0);
     assert_eq!(Some(t.chosen), best);
     assert_eq!(t.model.algorithm, t.chosen);
@@ -345,7 +359,7 @@ fn learned_models_beat_seasonal_naive_on_synthetic_series() {
     for seed in [11, 12] {
         let s = synthetic(150, seed);
         let base = backtest(&s, Algorithm::SeasonalNaive, &cfg).expect("snaive");
-        for a in [Algorithm::Ridge, Algorithm::Blend] {
+        for a in [Algorithm::Ridge, Algorithm::Analog, Algorithm::Blend] {
             let m = backtest(&s, a, &cfg).expect("learned");
             assert!(m.mase_1_24 < base.mase_1_24, "{a} {m:?} vs {base:?}");
             assert!(

@@ -7,12 +7,15 @@
 //! history with the chosen settings. Nothing after the end of the given series is used, so
 //! inside an outer backtest the intervals never peek past the origin.
 
+use super::analog::{
+    descriptors, mean_changes, neighbours, AnalogModel, HOUR_WINDOW, K_BLOCKS, K_GRID,
+};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
 use super::models::{
-    blend, predict_levels, Algorithm, Estimator, FittedModel, ModelParams, MODEL_FORMAT_VERSION,
-    SMARTCORE_VERSION,
+    blend, predict_levels, Algorithm, Estimator, FittedModel, Frames, ModelParams,
+    MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
 };
 use super::ridge::{horizon_stats, RidgeStats};
 use super::series::causal_fill;
@@ -24,10 +27,10 @@ const RIDGE_ALPHAS: [f64; 5] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0];
 const CALIBRATION_DAYS: usize = 28;
 /// Inner-validation origins are taken every this many steps (neighbours are near-duplicates).
 const CALIBRATION_STRIDE: usize = 2;
+/// Holdout stride for the forest, whose predictions are ~100× dearer than ridge's.
+const FOREST_CALIBRATION_STRIDE: usize = 6;
 /// Horizons pooled either side when estimating interval quantiles.
 const INTERVAL_POOL: usize = 2;
-/// Horizons pooled either side when choosing blend weights.
-const BLEND_POOL: usize = 6;
 
 /// Training settings that are not part of the public configuration (exposed, hidden, for
 /// experiments; the defaults are what hygrocast serves).
@@ -41,8 +44,8 @@ pub struct TrainOptions {
     /// Model `ln(y - lower + 1)` instead of `y` (learned models only).
     pub log_transform: bool,
     pub forest: ForestParams,
-    /// Fixed Ridge weight in the Blend instead of the validated per-horizon weights.
-    pub blend_weight: Option<f64>,
+    /// Weight of Ridge in the Blend (the rest goes to Analog).
+    pub blend_weight: f64,
 }
 
 impl Default for TrainOptions {
@@ -52,7 +55,7 @@ impl Default for TrainOptions {
             calibration_days: CALIBRATION_DAYS,
             log_transform: true,
             forest: ForestParams::default(),
-            blend_weight: None,
+            blend_weight: 0.5,
         }
     }
 }
@@ -232,9 +235,13 @@ fn fit_baseline(
     let residuals = if origins.is_empty() {
         vec![Vec::new(); ctx.cfg.horizon]
     } else {
+        let frames = Frames {
+            filled,
+            raw: &ctx.raw,
+        };
         let all = predict_levels(
             &estimator,
-            filled,
+            &frames,
             &origins,
             ctx.cfg.horizon,
             ctx.spec.transform,
@@ -247,6 +254,7 @@ fn fit_baseline(
             calibration_steps: ctx.n - first,
             ridge_alpha: None,
             forest: None,
+            analog: None,
             blend_ridge_weight: Vec::new(),
         },
         intervals: calibrate(&residuals, INTERVAL_POOL, ctx.cfg.upper - ctx.cfg.lower),
@@ -272,11 +280,12 @@ fn fit_learned(
     let cal = (opts_cal_days(ctx) * p).min(n - lookback - h_max - 2 * p);
     let split = n - cal;
     let window = ctx.opts.train_window_days * p;
-    let holdout = Holdout::new(ctx, split - 1, CALIBRATION_STRIDE);
-    let origins: Vec<usize> = (split - 1..n - 1).step_by(CALIBRATION_STRIDE).collect();
+    let mut holdout = Holdout::new(ctx, split - 1, CALIBRATION_STRIDE);
+    let mut origins: Vec<usize> = (split - 1..n - 1).step_by(CALIBRATION_STRIDE).collect();
 
-    let use_ridge = !matches!(algo, Algorithm::Forest);
-    let use_forest = !matches!(algo, Algorithm::Ridge);
+    let use_ridge = matches!(algo, Algorithm::Ridge | Algorithm::Blend);
+    let use_forest = matches!(algo, Algorithm::Forest);
+    let use_analog = matches!(algo, Algorithm::Analog | Algorithm::Blend);
     let transform = ctx.spec.transform;
     let inv = |v: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
         v.into_iter()
@@ -286,33 +295,42 @@ fn fit_learned(
 
     // Inner validation: fit on targets before `split`, forecast the held-out origins.
     let mut ridge_alpha = None;
-    let mut ridge_preds = None;
+    let mut member_preds: Vec<Vec<Vec<f64>>> = Vec::new();
     if use_ridge {
         let (alpha, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
         ridge_alpha = Some(alpha);
-        ridge_preds = Some(preds);
+        member_preds.push(preds);
     }
-    let mut forest_preds = None;
     if use_forest {
+        // Forest predictions are the costly part, so its holdout is thinned further.
+        holdout = Holdout::new(ctx, split - 1, FOREST_CALIBRATION_STRIDE);
+        origins = (split - 1..n - 1)
+            .step_by(FOREST_CALIBRATION_STRIDE)
+            .collect();
         let model = fit_forest(ctx, split, window)?;
         let levels: Vec<f64> = origins
             .iter()
             .map(|&t| filled.level(t).unwrap_or(0.0))
             .collect();
         let all = super::models::forest_levels(&model, filled, &origins, &levels, h_max)?;
-        forest_preds = Some(inv(holdout.align(&origins, &all)));
+        member_preds.push(inv(holdout.align(&origins, &all)));
     }
-    let (preds, weights) = match (ridge_preds, forest_preds) {
-        (Some(r), Some(f)) => {
-            let w = match ctx.opts.blend_weight {
-                Some(w) => vec![w; h_max],
-                None => blend_weights(&holdout, &r, &f),
-            };
-            (blend(&r, &f, &w), w)
+    let mut analog = None;
+    if use_analog {
+        let (model, preds) = validate_analog(ctx, filled, &holdout, &origins);
+        analog = Some(model);
+        member_preds.push(preds);
+    }
+    let mut weights = Vec::new();
+    let preds = match member_preds.len() {
+        2 => {
+            let (r, a) = (&member_preds[0], &member_preds[1]);
+            weights = vec![ctx.opts.blend_weight.clamp(0.0, 1.0); h_max];
+            blend(r, a, &weights)
         }
-        (Some(r), None) => (r, Vec::new()),
-        (None, Some(f)) => (f, Vec::new()),
-        (None, None) => return Err(ForecastError::FitFailed("no learned member".into())),
+        _ => member_preds
+            .pop()
+            .ok_or_else(|| ForecastError::FitFailed("no learned member".into()))?,
     };
     let intervals = calibrate(
         &holdout.residuals(&preds),
@@ -330,20 +348,15 @@ fn fit_learned(
         ),
         None => None,
     };
-    let forest = if use_forest {
-        Some(fit_forest(ctx, n, window)?)
-    } else {
-        None
-    };
-    let estimator = match (ridge, forest) {
-        (Some(ridge), Some(forest)) => Estimator::Blend {
+    let estimator = match (ridge, analog.clone()) {
+        (Some(ridge), Some(analog)) => Estimator::Blend {
             ridge,
-            forest,
+            analog,
             ridge_weight: weights.clone(),
         },
         (Some(ridge), None) => Estimator::Ridge(ridge),
-        (None, Some(forest)) => Estimator::Forest(forest),
-        (None, None) => return Err(ForecastError::FitFailed("no learned member".into())),
+        (None, Some(analog)) => Estimator::Analog(analog),
+        (None, None) => Estimator::Forest(fit_forest(ctx, n, window)?),
     };
     Ok(Fitted {
         params: ModelParams {
@@ -351,11 +364,78 @@ fn fit_learned(
             calibration_steps: cal,
             ridge_alpha,
             forest: use_forest.then(|| ctx.opts.forest.clone()),
+            analog,
             blend_ridge_weight: weights,
         },
         intervals,
         estimator,
     })
+}
+
+/// Choose the analog neighbour count on the held-out origins (each searches only its own
+/// past); returns the model and its held-out predictions (original scale).
+fn validate_analog(
+    ctx: &Context<'_>,
+    filled: &FeatureFrame<'_>,
+    holdout: &Holdout,
+    origins: &[usize],
+) -> (AnalogModel, Vec<Vec<f64>>) {
+    let h_max = ctx.cfg.horizon;
+    let transform = ctx.spec.transform;
+    let max_k = K_GRID.iter().copied().max().unwrap_or(1);
+    let table = descriptors(&ctx.raw, ctx.n);
+    let nbrs: Vec<Vec<usize>> = origins
+        .iter()
+        .map(|&t| neighbours(&ctx.raw, &table, filled, t, h_max, HOUR_WINDOW, max_k))
+        .collect();
+    // preds_by_k[ki][h-1] aligned with the holdout pairs, original scale.
+    let preds_by_k: Vec<Vec<Vec<f64>>> = K_GRID
+        .iter()
+        .map(|&k| {
+            let mut all = vec![Vec::with_capacity(origins.len()); h_max];
+            for (&t, nb) in origins.iter().zip(&nbrs) {
+                let level = filled.level(t).unwrap_or(0.0);
+                for (row, d) in all.iter_mut().zip(mean_changes(&ctx.raw, nb, |_| k, h_max)) {
+                    row.push(transform.inverse(level + d));
+                }
+            }
+            holdout.align(origins, &all)
+        })
+        .collect();
+    let abs_err = |ki: usize, h: usize| -> f64 {
+        holdout.pairs[h]
+            .iter()
+            .zip(&preds_by_k[ki][h])
+            .map(|((_, a), f)| (a - f).abs())
+            .sum()
+    };
+    let mut k = vec![K_GRID[0]; h_max];
+    let mut preds = vec![Vec::new(); h_max];
+    for (b, &first) in K_BLOCKS.iter().enumerate() {
+        let lo = first - 1;
+        let hi = K_BLOCKS.get(b + 1).map_or(h_max, |n| n - 1).min(h_max);
+        if lo >= hi {
+            continue;
+        }
+        let best = (0..K_GRID.len())
+            .min_by(|&x, &y| {
+                let ex: f64 = (lo..hi).map(|h| abs_err(x, h)).sum();
+                let ey: f64 = (lo..hi).map(|h| abs_err(y, h)).sum();
+                ex.total_cmp(&ey)
+            })
+            .unwrap_or(0);
+        for h in lo..hi {
+            k[h] = K_GRID[best];
+            preds[h] = preds_by_k[best][h].clone();
+        }
+    }
+    (
+        AnalogModel {
+            k,
+            hour_window: HOUR_WINDOW,
+        },
+        preds,
+    )
 }
 
 /// Statistics of every horizon's ridge problem over origins in the trailing window whose
@@ -404,7 +484,9 @@ fn validate_ridge(
     let transform = ctx.spec.transform;
     let mut preds: Vec<Vec<Vec<f64>>> = vec![Vec::new(); RIDGE_ALPHAS.len()];
     let mut abs_err = vec![0.0; RIDGE_ALPHAS.len()];
+    let mut err_h: Vec<Vec<f64>> = Vec::new();
     for (st, pairs) in stats.iter().zip(&holdout.pairs) {
+        err_h.push(vec![0.0; RIDGE_ALPHAS.len()]);
         let rows: Vec<([f64; N_LAG_FEATURES], f64)> = pairs
             .iter()
             .map(|&(t, _)| {
@@ -420,11 +502,15 @@ fn validate_ridge(
                 .iter()
                 .map(|(row, level)| transform.inverse(level + coefs.predict_one(row)))
                 .collect();
-            abs_err[ai] += p
+            let e = p
                 .iter()
                 .zip(pairs)
                 .map(|(f, (_, a))| (a - f).abs())
                 .sum::<f64>();
+            abs_err[ai] += e;
+            if let Some(last) = err_h.last_mut() {
+                last[ai] = e;
+            }
             preds[ai].push(p);
         }
     }
@@ -442,32 +528,4 @@ fn fit_forest(ctx: &Context<'_>, end: usize, window: usize) -> Result<ForestMode
     let lo = (ctx.spec.lookback - 1).max(end.saturating_sub(window));
     let d = sample_design(&ctx.raw, lo, end, ctx.cfg.horizon, &ctx.opts.forest);
     ForestModel::fit(&d, &ctx.opts.forest)
-}
-
-/// Ridge weight per horizon minimising held-out MAE over neighbouring horizons.
-fn blend_weights(holdout: &Holdout, ridge: &[Vec<f64>], forest: &[Vec<f64>]) -> Vec<f64> {
-    let h_max = holdout.pairs.len();
-    let grid: Vec<f64> = (0..=10).map(|i| f64::from(i) / 10.0).collect();
-    (0..h_max)
-        .map(|h| {
-            let lo = h.saturating_sub(BLEND_POOL);
-            let hi = (h + BLEND_POOL).min(h_max - 1);
-            let err = |w: f64| -> f64 {
-                (lo..=hi)
-                    .map(|k| {
-                        holdout.pairs[k]
-                            .iter()
-                            .zip(&ridge[k])
-                            .zip(&forest[k])
-                            .map(|(((_, a), r), f)| (a - (w * r + (1.0 - w) * f)).abs())
-                            .sum::<f64>()
-                    })
-                    .sum()
-            };
-            grid.iter()
-                .copied()
-                .min_by(|a, b| err(*a).total_cmp(&err(*b)))
-                .unwrap_or(0.5)
-        })
-        .collect()
 }

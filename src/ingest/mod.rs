@@ -1,9 +1,13 @@
-//! Ingestion logic that needs no database: decode the body, parse one of three wire
-//! formats into `RawReading`s, then validate the batch all-or-nothing into `Reading`s.
+//! Ingestion: decode the body, parse one of three wire formats into `RawReading`s,
+//! validate the batch all-or-nothing into `Reading`s, then write it through the
+//! group-commit batcher.
 //!
-//! Flow: `gzip::decode_body` → `format::parse_body` (json / senml / line_protocol)
-//! → `validate::validate_batch`; `pipeline::process` runs all three.
+//! Pure part (no database): `gzip::decode_body` → `format::parse_body` (json / senml /
+//! line_protocol) → `validate::validate_batch`; `pipeline::process` runs all three.
+//! Database part: `auth` (token → sensor) and `batcher` (group commit).
 
+pub mod auth;
+pub mod batcher;
 mod error;
 pub mod format;
 pub mod gzip;

@@ -50,7 +50,9 @@ struct CachedForecast {
 /// Shared by all request handlers of a process.
 #[derive(Default)]
 pub struct ForecastCache {
-    models: RwLock<HashMap<i64, Arc<FittedModel>>>,
+    /// sensor id → (champion version id, its model): one model per sensor, so replaced
+    /// champions do not pile up in memory.
+    models: RwLock<HashMap<i64, (i64, Arc<FittedModel>)>>,
     forecasts: RwLock<HashMap<i64, Arc<CachedForecast>>>,
 }
 
@@ -145,7 +147,7 @@ pub async fn forecast_for(
                         baseline: row.get(5),
                         metrics: row.get(6),
                     };
-                    load_champion(&client, cache, id, row.get(7))
+                    load_champion(&client, cache, sensor_id, id, row.get(7))
                         .await?
                         .map(|m| (m, info))
                 }
@@ -214,15 +216,17 @@ pub async fn forecast_for(
 async fn load_champion(
     client: &deadpool_postgres::Client,
     cache: &ForecastCache,
+    sensor_id: i64,
     version_id: i64,
     format_version: i32,
 ) -> Result<Option<Arc<FittedModel>>, RegistryError> {
-    if let Some(m) = cache
+    let cached = cache
         .models
         .read()
         .ok()
-        .and_then(|m| m.get(&version_id).cloned())
-    {
+        .and_then(|m| m.get(&sensor_id).cloned())
+        .filter(|(v, _)| *v == version_id);
+    if let Some((_, m)) = cached {
         return Ok(Some(m));
     }
     let row = client
@@ -237,7 +241,7 @@ async fn load_champion(
     };
     let model = Arc::new(model);
     if let Ok(mut m) = cache.models.write() {
-        m.insert(version_id, model.clone());
+        m.insert(sensor_id, (version_id, model.clone()));
     }
     Ok(Some(model))
 }

@@ -21,8 +21,32 @@ pub enum ApiError {
     /// The database or a queue is unavailable; the client should retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Too much load right now (the ingest queue is full): retry in a moment.
+    #[error("{0}")]
+    Overloaded(String),
+    /// A request body that could not be ingested; its kind decides the status.
+    #[error("{0}")]
+    Ingest(#[from] crate::ingest::IngestError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ApiError {
+    /// A stable machine-readable code for the body's `reason` and for metrics labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Ingest(e) => e.reason(),
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge(_) => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Internal(_) => "internal",
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -34,7 +58,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Ingest(e) => {
+                StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,6 +76,9 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => {
                 res.insert_header(("Retry-After", "5"));
             }
+            ApiError::Overloaded(_) => {
+                res.insert_header(("Retry-After", "1"));
+            }
             ApiError::Unauthorized(_) => {
                 res.insert_header(("WWW-Authenticate", "Bearer"));
             }
@@ -59,8 +89,13 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         };
+        // `reason` is a stable machine-readable code; `message` repeats the text under the
+        // key InfluxDB clients (Telegraf, influxdb-client) print from an error body.
+        let reason = self.reason();
         res.json(ErrorBody {
+            message: message.clone(),
             error: message,
+            reason: reason.to_string(),
             status: status.as_u16(),
         })
     }
@@ -123,6 +158,12 @@ pub struct ErrorBody {
     /// What went wrong, for a person.
     #[schema(example = "unknown sensor `greenhouse-1`")]
     pub error: String,
+    /// The same text, under the key InfluxDB clients print.
+    #[schema(example = "unknown sensor `greenhouse-1`")]
+    pub message: String,
+    /// A stable machine-readable code (`not_found`, `unauthorized`, `out_of_range`, …).
+    #[schema(example = "not_found")]
+    pub reason: String,
     /// The HTTP status again, for clients that only keep the body.
     #[schema(example = 404)]
     pub status: u16,

@@ -7,13 +7,16 @@ pub mod routes;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use deadpool_postgres::Pool;
 
 use crate::config::Settings;
+use crate::ingest::auth::TokenCache;
+use crate::ingest::batcher::{self, Batcher, BatcherConfig, BatcherTasks};
+use crate::ingest::IngestLimits;
 use crate::registry::serving::ForecastCache;
 use proxy::{ClientInfo, TrustedProxies};
 
@@ -24,6 +27,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Champions and their latest forecasts, shared with the scheduler's monitor.
     pub forecasts: Arc<ForecastCache>,
+    /// Group-commit queue every ingested reading goes through.
+    pub batcher: Batcher,
+    /// Token → sensor hints (re-checked at commit; see `ingest::auth`).
+    pub tokens: Arc<TokenCache>,
+    pub limits: IngestLimits,
 }
 
 /// A bound, not yet running, HTTP server.
@@ -31,18 +39,46 @@ pub struct Application {
     port: u16,
     server: Server,
     forecasts: Arc<ForecastCache>,
+    writers: BatcherTasks,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
-    /// Binds `server.bind` (port 0 picks a free port) and builds the server.
+    /// Binds `server.bind` (port 0 picks a free port), starts the ingest writers and
+    /// builds the server. Must be called inside a Tokio runtime (the writers run on it).
     pub fn build(settings: Arc<Settings>, pool: Pool) -> std::io::Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(std::io::Error::other(
+                "Application::build must run inside a Tokio runtime",
+            ));
+        }
         let listener = TcpListener::bind(&settings.server.bind)?;
         let port = listener.local_addr()?.port();
         let forecasts = Arc::new(ForecastCache::new());
+        let ingest = &settings.ingest;
+        let (batcher, writers) = batcher::start(
+            pool.clone(),
+            BatcherConfig {
+                queue_capacity: ingest.queue_capacity,
+                writers: ingest.writers,
+                max_flush_rows: ingest.max_flush_rows,
+            },
+        );
         let state = AppState {
             pool,
             settings: settings.clone(),
             forecasts: forecasts.clone(),
+            batcher,
+            tokens: Arc::new(TokenCache::new()),
+            limits: IngestLimits {
+                max_body: ingest.max_body,
+                max_batch: ingest.max_batch,
+                // Absurdly large values mean "no limit" rather than a panic.
+                max_future: i64::try_from(ingest.max_future_secs)
+                    .ok()
+                    .and_then(chrono::Duration::try_seconds)
+                    .unwrap_or(chrono::Duration::MAX),
+            },
         };
         // Validated with the settings; parsing again here cannot fail for loaded settings,
         // but settings built in code get the same check.
@@ -109,6 +145,8 @@ impl Application {
             port,
             server,
             forecasts,
+            writers,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
 
@@ -126,9 +164,14 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until the server is stopped through its handle.
+    /// Runs until the server is stopped through its handle, then lets the ingest
+    /// writers finish what is queued (every queued request is answered before that).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        // The server has dropped its workers and with them every handle to the queue:
+        // the writers commit what is left and stop.
+        self.writers.drain(self.shutdown_timeout).await;
+        result
     }
 
     /// Runs until SIGINT or SIGTERM, then stops gracefully: in-flight requests finish.
@@ -139,7 +182,7 @@ impl Application {
             tracing::info!("shutdown requested; finishing in-flight requests");
             handle.stop(true).await;
         });
-        self.server.await
+        self.run_until_stopped().await
     }
 }
 

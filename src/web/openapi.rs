@@ -9,7 +9,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{health, meta, models};
+use super::routes::{health, ingest, meta, models, readings};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,10 @@ use super::routes::{health, meta, models};
         models::forecast,
         models::sensor_models,
         models::run,
+        ingest::post_readings,
+        ingest::influx_v2_write,
+        ingest::influx_v1_write,
+        readings::get_readings,
     ),
     modifiers(&SensorToken),
     tags(
@@ -32,6 +36,7 @@ use super::routes::{health, meta, models};
         (name = "meta", description = "What is running"),
         (name = "forecasts", description = "Forecasts of a sensor"),
         (name = "models", description = "The model registry: versions, promotions, training runs"),
+        (name = "ingestion", description = "Sensors posting readings (each with its own token), and reading them back"),
     )
 )]
 pub struct ApiDoc;

@@ -3,9 +3,11 @@
 //! Every JSON endpoint is also listed in `web::openapi::ApiDoc` (one line each), which
 //! `/api/openapi.json` serves and schemathesis tests the server against.
 
-pub(crate) mod health;
-pub(crate) mod meta;
-pub(crate) mod models;
+pub mod health;
+pub mod ingest;
+pub mod meta;
+pub mod models;
+pub mod readings;
 
 use actix_web::web;
 
@@ -23,5 +25,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/sensors/{name}/models",
             web::get().to(models::sensor_models),
         )
-        .route("/api/v1/runs/{id}", web::get().to(models::run));
+        .route("/api/v1/runs/{id}", web::get().to(models::run))
+        .route("/api/v1/readings", web::post().to(ingest::post_readings))
+        .route("/api/v2/write", web::post().to(ingest::influx_v2_write))
+        .route("/write", web::post().to(ingest::influx_v1_write))
+        .route(
+            "/api/v1/sensors/{name}/readings",
+            web::get().to(readings::get_readings),
+        );
 }

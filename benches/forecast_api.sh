@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Forecast API benchmark (issue 6): latency of a 120-step forecast from the champion.
+# Prints figures; asserts nothing about speed.
+#
+#   benches/forecast_api.sh            release build, 20 s of wrk at 32 connections
+#   benches/forecast_api.sh --quick    dev build, 3 s (CI: proves it runs)
+#
+# Starts `hygrocast serve` on a private PostgreSQL in a temporary directory, registers a
+# sensor, backfills 60 days of simulated readings over HTTP, trains it with
+# `hygrocast train`, then runs wrk against /api/v1/sensors/bench-1/forecast?horizon=120h.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROFILE=release DURATION=20 CONNECTIONS=32 DAYS=60
+if [ "${1:-}" = --quick ]; then PROFILE=dev DURATION=3 DAYS=20; fi
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet --bin hygrocast
+    BIN="$PWD/target/release/hygrocast"
+else
+    cargo build --quiet --bin hygrocast
+    BIN="$PWD/target/debug/hygrocast"
+fi
+
+WORK=$(mktemp -d /tmp/hgc-fbench.XXXXXX)
+chmod 755 "$WORK"
+PORT=$((20000 + RANDOM % 20000))
+SERVE_PID=""
+cleanup() {
+    if [ -n "$SERVE_PID" ]; then kill -INT "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export HYGROCAST_SERVER__BIND="127.0.0.1:$PORT"
+export HYGROCAST_SCHEDULER__RETRAIN_ENABLED=false HYGROCAST_SCHEDULER__MONITOR_ENABLED=false
+export HYGROCAST_LOG__LEVEL=warn
+cd "$WORK"
+"$BIN" serve 2>serve.log &
+SERVE_PID=$!
+for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.2
+done
+TOKEN=$("$BIN" sensor add --name bench-1 --quiet)
+"$BIN" simulate --url "http://127.0.0.1:$PORT" --token "$TOKEN" --backfill "${DAYS}d" \
+    --interval 600s --backfill-only --seed 7 >/dev/null
+echo "training (${DAYS} days of history):"
+/usr/bin/time -f "  train: %e s wall, %M KiB max RSS" "$BIN" train --sensor bench-1
+URL="http://127.0.0.1:$PORT/api/v1/sensors/bench-1/forecast?horizon=120h"
+curl -fs "$URL" | head -c 200; echo " …"
+echo "wrk: ${CONNECTIONS} connections, ${DURATION} s, 120-step forecast"
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL" | sed -n '/Latency Distribution/,/Transfer/p'
