@@ -112,7 +112,7 @@ check "GET /hygrocast/api/v1/info names the version and schema" \
 check "GET /hygrocast/api/openapi.json is an OpenAPI 3 document" \
     bash -c "curl -fsS '$A/api/openapi.json' | grep -q '\"openapi\":\"3'"
 check "GET /hygrocast/metrics is Prometheus text" \
-    bash -c "curl -fsS '$A/metrics' | grep -q '^hygrocast_http_requests_total{'"
+    bash -c "curl -fsS '$A/metrics' 2>/dev/null | grep -q '^hygrocast_http_requests_total{'"
 check "unknown sensor: 404 JSON error through Apache" \
     bash -c "curl -s '$A/api/v1/sensors/nosuch/forecast' | grep -q '\"status\":404'"
 check "a body over ingest.max_body (8 MiB) is refused by Apache with 413" \
@@ -138,12 +138,13 @@ have_ingest=0
 if hgc_route_exists POST "$direct/api/v1/readings" && token=$(hgc_sensor_add "$work" "$sensor"); then
     have_ingest=1
     readings=$(python3 - <<'PY'
-import datetime, json, math
+import datetime, json, math, random
 now = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+rng = random.Random(7)  # noise: a pure daily sine gives seasonal naive a zero error scale
 rows = []
 for h in range(20 * 24, 1, -1):
     ts = now - datetime.timedelta(hours=h)
-    rows.append({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": round(60 + 15 * math.sin(2 * math.pi * ts.hour / 24), 2)})
+    rows.append({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": round(60 + 15 * math.sin(2 * math.pi * ts.hour / 24) + rng.gauss(0, 2), 2)})
 print(json.dumps(rows))
 PY
 )

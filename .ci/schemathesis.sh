@@ -25,14 +25,15 @@ auth=()
 if token=$(hgc_sensor_add "$work" "$sensor"); then
     auth=(-H "Authorization: Bearer $token")
     python3 - "$base" "$token" <<'PY'
-import datetime, json, math, sys, urllib.request
+import datetime, json, math, random, sys, urllib.request
 base, token = sys.argv[1], sys.argv[2]
 now = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+rng = random.Random(7)  # noise: a pure daily sine gives seasonal naive a zero error scale
 rows = []
 for h in range(20 * 24, 0, -1):
     ts = now - datetime.timedelta(hours=h)
     rows.append({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "value": round(60 + 15 * math.sin(2 * math.pi * ts.hour / 24), 2)})
+                 "value": round(60 + 15 * math.sin(2 * math.pi * ts.hour / 24) + rng.gauss(0, 2), 2)})
 req = urllib.request.Request(base + "/api/v1/readings", data=json.dumps(rows).encode(),
                              headers={"Authorization": "Bearer " + token,
                                       "Content-Type": "application/json"})
@@ -40,7 +41,7 @@ with urllib.request.urlopen(req) as r:
     print("seeded", len(rows), "readings:", r.status)
 PY
     HYGROCAST_DATABASE__DATA_DIR="$work/data" HYGROCAST_FORECAST__WINDOW_DAYS=5 \
-        "$(hgc_binary)" --config config.toml train --sensor "$sensor" >/dev/null
+        "$(hgc_binary)" --config config.toml train --sensor "$sensor" --algorithm seasonal_naive >/dev/null
 else
     echo "################################################################"
     echo "SKIPPED: seeding a sensor with a token and readings: this build has no"
