@@ -51,7 +51,8 @@ else
 fi
 
 set +e
-st run "$base/api/openapi.json" \
+# From the work directory: schemathesis keeps a cache (.schemathesis/) in its cwd.
+(cd "$work" && st run "$base/api/openapi.json" \
     --url "$base" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing \
@@ -63,7 +64,7 @@ st run "$base/api/openapi.json" \
     --generation-allow-x00 true \
     --workers 2 \
     --no-color \
-    "${auth[@]}"
+    "${auth[@]}")
 status=$?
 set -e
 if [ $status -ne 0 ]; then
