@@ -186,8 +186,11 @@ check_page() {
     python3 - "$url" "http://127.0.0.1:$aport" "$html" <<'PY' && pass "every link of $url is under /hygrocast/ and loads" || fail "links of $url"
 import re, sys, urllib.request, urllib.parse
 page, origin, html = sys.argv[1], sys.argv[2], sys.argv[3]
-links = set(re.findall(r'(?:href|src|action)="([^"]*)"', html))
-bad = []
+links = set(re.findall(r'(?:href|src)="([^"]*)"', html))
+# Form targets must stay under the prefix too, but are not fetched (a POST-only route).
+actions = set(re.findall(r'action="([^"]*)"', html))
+bad = [f"form action {a} is outside /hygrocast/" for a in sorted(actions)
+       if not urllib.parse.urlparse(urllib.parse.urljoin(page, a)).path.startswith("/hygrocast/")]
 for link in sorted(links):
     if link.startswith(("#", "mailto:", "http://", "https://", "data:")) and not link.startswith(origin):
         continue
