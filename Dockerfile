@@ -6,9 +6,15 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+# The build script (git commit for --version) is part of the manifest, so it comes first.
+COPY src/build.rs ./src/build.rs
+RUN echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
+# The build context has no .git: pass the commit in (docker build --build-arg
+# HYGROCAST_COMMIT=$(git rev-parse --short=10 HEAD)); "unknown" otherwise.
+ARG HYGROCAST_COMMIT=unknown
+ENV HYGROCAST_COMMIT=${HYGROCAST_COMMIT}
 COPY src ./src
 COPY templates ./templates
 COPY migrations ./migrations

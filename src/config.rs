@@ -39,6 +39,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Peers (IP addresses or CIDR networks) whose X-Forwarded-For/Proto/Host headers are
+    /// believed: the reverse proxy. Requests from anyone else are taken at face value.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -48,6 +51,7 @@ impl Default for ServerSettings {
             base_path: String::new(),
             shutdown_timeout_secs: 30,
             workers: 0,
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
         }
     }
 }
@@ -440,6 +444,8 @@ impl Settings {
                 ),
             ));
         }
+        crate::web::proxy::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|m| invalid("server.trusted_proxies", m))?;
         if !self.database.url.is_empty() {
             validate_database_url(&self.database.url).map_err(|m| invalid("database.url", m))?;
         }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod forecast;
 pub mod ingest;
+pub mod metrics;
 pub mod registry;
 pub mod scheduler;
 pub mod sensors;
@@ -18,4 +19,5 @@ pub mod telemetry;
 // The page components live at the top level (`templates/`), as the design lays out.
 #[path = "../templates/mod.rs"]
 pub mod templates;
+pub mod version;
 pub mod web;

@@ -168,6 +168,32 @@ fn toml_syntax_error_names_the_file() {
 }
 
 #[test]
+fn trusted_proxies_accept_addresses_and_networks_and_name_a_bad_entry() {
+    let f = file_with("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.0.2.5\"]\n");
+    let s = Settings::load(Some(f.path()), Vec::new()).expect("valid proxies");
+    assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "::1", "192.0.2.5"]);
+    let err = load_err(
+        "[server]\ntrusted_proxies = [\"127.0.0.1\", \"apache.lan\"]\n",
+        &[],
+    );
+    assert!(
+        err.contains("server.trusted_proxies") && err.contains("apache.lan"),
+        "{err}"
+    );
+    let err = load_err(
+        "",
+        &[("HYGROCAST_SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/40\"]")],
+    );
+    assert!(
+        err.contains("HYGROCAST_SERVER__TRUSTED_PROXIES") && err.contains("10.0.0.0/40"),
+        "{err}"
+    );
+    let s = Settings::load(None, env(&[("HYGROCAST_SERVER__TRUSTED_PROXIES", "[]")]))
+        .expect("empty list");
+    assert!(s.server.trusted_proxies.is_empty());
+}
+
+#[test]
 fn ingest_settings_load_and_are_checked() {
     let f = file_with("[ingest]\nmax_body = 1024\nmax_batch = 10\nwriters = 2\n");
     let s = Settings::load(

@@ -24,7 +24,7 @@ use crate::db::{Database, Role};
 #[derive(Debug, Parser)]
 #[command(
     name = "hygrocast",
-    version,
+    version = crate::version::LONG_VERSION,
     about = "Humidity forecasting server: ingestion, per-sensor models, monitoring and pages in one binary",
     long_about = "hygrocast ingests humidity readings from sensors over HTTP, retrains a forecasting \
                   model per sensor on a schedule, watches how its forecasts perform and serves \

@@ -150,7 +150,7 @@ pub struct Forecast {
     pub steps: Vec<ForecastStep>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ForecastStep {
     pub ts: DateTime<Utc>,
     pub value: f64,

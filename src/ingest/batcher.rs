@@ -148,6 +148,7 @@ impl Batcher {
             mpsc::error::TrySendError::Full(_) => WriteError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => WriteError::ShuttingDown,
         })?;
+        crate::metrics::set_ingest_queue_depth(self.tx.max_capacity() - self.tx.capacity());
         // A dropped sender means the writer died before answering: not committed.
         answer.await.unwrap_or(Err(WriteError::ShuttingDown))
     }
@@ -189,6 +190,7 @@ impl Writer {
             };
             match result {
                 Ok(outcomes) => {
+                    crate::metrics::batcher_flush(rows, started.elapsed());
                     tracing::debug!(
                         writer = self.n,
                         requests,
@@ -237,6 +239,7 @@ impl Writer {
                 Err(_) => break,
             }
         }
+        crate::metrics::set_ingest_queue_depth(rx.len());
         Some(jobs)
     }
 }

@@ -13,7 +13,7 @@ use super::{runs, serving, RegistryError, Trigger};
 use crate::config::Settings;
 
 /// One live score of one sensor over one window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveScore {
     pub sensor_id: i64,
     pub window_hours: i32,

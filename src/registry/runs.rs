@@ -17,7 +17,7 @@ pub struct ClaimedRun {
 }
 
 /// A run as recorded, for the API, the CLI and the pages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: i64,
     pub sensor: String,

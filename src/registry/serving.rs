@@ -19,7 +19,7 @@ use crate::domain::SensorKind;
 use crate::forecast::{self, Algorithm, FittedModel, Forecast, ForecastStep};
 
 /// How a forecast was made, for the API and the pages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     /// Version number of the champion; `None` when the on-the-fly baseline serves.
     pub version: Option<i32>,
@@ -31,7 +31,7 @@ pub struct ModelInfo {
 }
 
 /// A forecast for a sensor, as served.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServedForecast {
     pub sensor: String,
     /// The forecast origin: the last observed step, from which every step is counted.
@@ -72,16 +72,22 @@ pub fn parse_horizon(text: &str, step_secs: i64, max_steps: usize) -> Result<usi
     let n: i64 = num.parse().map_err(|_| {
         RegistryError::Refused(format!("horizon `{text}`: expected e.g. 1h, 48h or 5d"))
     })?;
-    let secs = match unit {
-        "m" | "min" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_secs: i64 = match unit {
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => {
             return Err(RegistryError::Refused(format!(
                 "horizon `{text}`: unit must be m, h or d"
             )))
         }
     };
+    // Checked: `?horizon=106751991167301d` overflowed i64 (found by schemathesis).
+    let secs = n.checked_mul(unit_secs).ok_or_else(|| {
+        RegistryError::Refused(format!(
+            "horizon `{text}` is far beyond the longest forecast"
+        ))
+    })?;
     let steps = secs / step_secs.max(1);
     if secs % step_secs.max(1) != 0 || steps < 1 || steps as usize > max_steps {
         return Err(RegistryError::Refused(format!(
@@ -292,5 +298,29 @@ async fn record_issued(pool: &Pool, sensor_id: i64, version_id: i64, forecast: &
     .await;
     if let Err(e) = result {
         tracing::warn!(sensor_id, error = %e, "could not record the issued forecast");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_horizon;
+
+    #[test]
+    fn horizons_parse_and_absurd_ones_are_refused_not_overflowed() {
+        assert_eq!(parse_horizon("48h", 3600, 120).ok(), Some(48));
+        assert_eq!(parse_horizon("5d", 3600, 120).ok(), Some(120));
+        assert_eq!(parse_horizon("24", 3600, 120).ok(), Some(24));
+        for bad in [
+            "106751991167301d",
+            "9223372036854775807h",
+            "99999999999999999999h",
+            "6d",
+            "0h",
+            "-1h",
+            "1y",
+            "",
+        ] {
+            assert!(parse_horizon(bad, 3600, 120).is_err(), "{bad}");
+        }
     }
 }

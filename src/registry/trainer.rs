@@ -86,6 +86,14 @@ pub async fn execute(
 ) -> Result<RunOutcome, RegistryError> {
     let started = Instant::now();
     let result = execute_inner(pool, settings, run, started).await;
+    crate::metrics::training_run(
+        if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        started.elapsed(),
+    );
     if let Err(e) = &result {
         tracing::error!(run = run.id, sensor_id = run.sensor_id, error = %e, "training run failed");
         match pool.get().await {

@@ -7,7 +7,7 @@ use tokio_postgres::GenericClient;
 use super::RegistryError;
 
 /// A model version without its (large) serialised model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionRecord {
     pub id: i64,
     pub sensor: String,
@@ -25,7 +25,7 @@ pub struct VersionRecord {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PromotionRecord {
     pub id: i64,
     pub sensor: String,

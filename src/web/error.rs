@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
 
 /// An error a handler returns; its variant decides the status.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +29,24 @@ pub enum ApiError {
     Ingest(#[from] crate::ingest::IngestError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ApiError {
+    /// A stable machine-readable code for the body's `reason` and for metrics labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Ingest(e) => e.reason(),
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge(_) => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Internal(_) => "internal",
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -74,24 +91,13 @@ impl ResponseError for ApiError {
         };
         // `reason` is a stable machine-readable code; `message` repeats the text under the
         // key InfluxDB clients (Telegraf, influxdb-client) print from an error body.
-        let reason = match self {
-            ApiError::Ingest(e) => e.reason(),
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::PayloadTooLarge(_) => "too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Overloaded(_) => "overloaded",
-            ApiError::Internal(_) => "internal",
-        };
-        res.json(json!({
-            "error": message,
-            "message": message,
-            "reason": reason,
-            "status": status.as_u16()
-        }))
+        let reason = self.reason();
+        res.json(ErrorBody {
+            message: message.clone(),
+            error: message,
+            reason: reason.to_string(),
+            status: status.as_u16(),
+        })
     }
 }
 
@@ -129,10 +135,36 @@ pub fn json_error_handler(
     api.into()
 }
 
-/// Turns query-string errors into our JSON error shape.
+/// Path segments that do not parse (`/api/v1/runs/abc`): 404 in our JSON shape, since
+/// no such resource can exist.
+pub fn path_error_handler(
+    err: actix_web::error::PathError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::NotFound(format!("no such resource: {err}")).into()
+}
+
+/// Query strings that do not parse: 400 naming the problem, in our JSON shape.
 pub fn query_error_handler(
     err: actix_web::error::QueryPayloadError,
     _req: &HttpRequest,
 ) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid query string: {err}")).into()
+}
+
+/// The body of every error answer (documented in the OpenAPI description).
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    #[schema(example = "unknown sensor `greenhouse-1`")]
+    pub error: String,
+    /// The same text, under the key InfluxDB clients print.
+    #[schema(example = "unknown sensor `greenhouse-1`")]
+    pub message: String,
+    /// A stable machine-readable code (`not_found`, `unauthorized`, `out_of_range`, …).
+    #[schema(example = "not_found")]
+    pub reason: String,
+    /// The HTTP status again, for clients that only keep the body.
+    #[schema(example = 404)]
+    pub status: u16,
 }

@@ -1,7 +1,9 @@
 //! The HTTP side: the actix-web application, its routes and how it starts and stops.
 
 pub mod error;
+pub mod openapi;
 pub mod pages;
+pub mod proxy;
 pub mod routes;
 
 use std::net::TcpListener;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpServer};
 use deadpool_postgres::Pool;
 
 use crate::config::Settings;
@@ -17,6 +19,7 @@ use crate::ingest::auth::TokenCache;
 use crate::ingest::batcher::{self, Batcher, BatcherConfig, BatcherTasks};
 use crate::ingest::IngestLimits;
 use crate::registry::serving::ForecastCache;
+use proxy::{ClientInfo, TrustedProxies};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -78,24 +81,54 @@ impl Application {
                     .unwrap_or(chrono::Duration::MAX),
             },
         };
+        // Validated with the settings; parsing again here cannot fail for loaded settings,
+        // but settings built in code get the same check.
+        let trusted = Arc::new(
+            TrustedProxies::parse(&settings.server.trusted_proxies)
+                .map_err(|m| std::io::Error::other(format!("server.trusted_proxies: {m}")))?,
+        );
         let mut server = HttpServer::new(move || {
+            let trusted = trusted.clone();
             App::new()
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::JsonConfig::default().error_handler(error::json_error_handler))
+                .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
-                .wrap_fn(|req, srv| {
+                // One log line and one metrics observation per request, with the real
+                // client address (see `proxy`) and the matched route pattern.
+                .wrap_fn(move |req, srv| {
                     let started = Instant::now();
                     let method = req.method().clone();
                     let path = req.path().to_owned();
+                    let client = ClientInfo::resolve(req.peer_addr(), req.headers(), &trusted);
+                    let client_addr = client.addr_display();
+                    req.extensions_mut().insert(client);
                     let fut = srv.call(req);
                     async move {
                         let res = fut.await;
-                        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        let elapsed = started.elapsed();
+                        let latency_ms = elapsed.as_secs_f64() * 1000.0;
                         match &res {
-                            Ok(r) => tracing::info!(
-                                %method, %path, status = r.status().as_u16(), latency_ms, "request"
-                            ),
-                            Err(e) => tracing::warn!(%method, %path, error = %e, latency_ms, "request failed"),
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                let route = r.request().match_pattern();
+                                crate::metrics::http_request(
+                                    method.as_str(),
+                                    route.as_deref(),
+                                    status,
+                                    elapsed,
+                                );
+                                tracing::info!(
+                                    client = %client_addr, %method, %path, status, latency_ms, "request"
+                                )
+                            }
+                            Err(e) => {
+                                let status = e.as_response_error().status_code().as_u16();
+                                crate::metrics::http_request(method.as_str(), None, status, elapsed);
+                                tracing::warn!(
+                                    client = %client_addr, %method, %path, status, error = %e, latency_ms, "request failed"
+                                )
+                            }
                         }
                         res
                     }

@@ -13,7 +13,7 @@ use std::future::Future;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{Duration, Utc};
 use maud::Markup;
 
@@ -444,6 +444,14 @@ async fn login_form(
     .await
 }
 
+/// The real client (behind a trusted proxy, the address it forwarded), for the log.
+fn client_addr(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<crate::web::proxy::ClientInfo>()
+        .map(|c| c.addr_display())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// `POST /login` (password, csrf, next)
 async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let fields = form_fields(&body);
@@ -473,14 +481,14 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
             .await
             .map_err(|e| PageError::Internal(format!("password check panicked: {e}")))?;
         if !ok {
-            tracing::warn!(peer = ?req.peer_addr(), "admin login failed");
+            tracing::warn!(client = %client_addr(req), "admin login failed");
             return Ok(html(
                 StatusCode::UNAUTHORIZED,
                 templates::login::login(&ctx, &cookie_token, &next, Some("Wrong password.")),
             ));
         }
         let token = auth::create_session(&state.pool).await?;
-        tracing::info!(peer = ?req.peer_addr(), "admin logged in");
+        tracing::info!(client = %client_addr(req), "admin logged in");
         let mut res = see_other(&ctx, &next);
         res.add_cookie(&auth::session_cookie(&state.settings, token))
             .and_then(|_| res.add_cookie(&auth::removal(&state.settings, auth::LOGIN_COOKIE)))

@@ -3,16 +3,49 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::web::AppState;
 
+/// The liveness answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// The readiness answer: `ready`/`ok`, or `unavailable` with the database's reason.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: String,
+    #[schema(example = "ok")]
+    pub database: String,
+}
+
 /// 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process is alive", body = Health))
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// 200 when the database answers a query, 503 with the reason when it does not.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers", body = Readiness),
+        (status = 503, description = "The database does not answer", body = Readiness),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let check = async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;
@@ -27,12 +60,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => Err("database did not answer within 3 s".to_string()),
     };
     match result {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
+        Ok(()) => HttpResponse::Ok().json(Readiness {
+            status: "ready".into(),
+            database: "ok".into(),
+        }),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "5"))
-                .json(json!({"status": "unavailable", "database": reason}))
+                .json(Readiness {
+                    status: "unavailable".into(),
+                    database: reason,
+                })
         }
     }
 }

@@ -11,35 +11,116 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use serde_json::json;
 
 use crate::ingest::auth::{AuthError, Authenticated};
 use crate::ingest::batcher::{WriteError, WriteOutcome};
 use crate::ingest::{process, ValidatedBatch};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::AppState;
 
+/// A reading in the native JSON format (documentation of the request body).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct ReadingIn {
+    /// RFC 3339 time (`2026-11-24T10:00:00Z`) or unix seconds; missing means now.
+    #[schema(value_type = Option<String>, example = "2026-11-24T10:00:00Z")]
+    pub ts: Option<serde_json::Value>,
+    /// The measured value, in the sensor's unit (humidity: 0–100 %RH).
+    #[schema(example = 54.2)]
+    pub value: f64,
+}
+
+/// The native JSON body: one reading, or a batch (all-or-nothing).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ReadingsBody {
+    One(ReadingIn),
+    Batch(Vec<ReadingIn>),
+}
+
+/// One SenML (RFC 8428) record; a body is an array of them.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct SenmlRecord {
+    pub bn: Option<String>,
+    pub bt: Option<f64>,
+    pub bu: Option<String>,
+    /// The sensor's quantity (`humidity` or `value`), after the base name.
+    pub n: Option<String>,
+    pub u: Option<String>,
+    pub v: Option<f64>,
+    pub t: Option<f64>,
+}
+
+/// What a committed JSON or SenML write stored.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WriteResult {
+    /// Readings stored by this request.
+    pub accepted: usize,
+    /// Readings already stored (same sensor and timestamp), or repeated in the request.
+    pub duplicates: usize,
+}
+
 /// `POST /api/v1/readings`
+#[utoipa::path(
+    post,
+    path = "/api/v1/readings",
+    tag = "ingestion",
+    security(("sensor_token" = [])),
+    request_body(
+        description = "Native JSON (one reading or an array) or SenML",
+        content(
+            (ReadingsBody = "application/json", example = json!({"ts": "2026-11-24T10:00:00Z", "value": 54.2})),
+            (Vec<SenmlRecord> = "application/senml+json"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Committed", body = WriteResult),
+        (status = 400, description = "A reading is invalid (named in the message); nothing was written", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or rotated token", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
+        (status = 503, description = "Queue full or database unavailable; retry after Retry-After", body = ErrorBody),
+    )
+)]
 pub async fn post_readings(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = header_token(&req).ok_or_else(|| auth_error(AuthError::Missing))?;
+    let token = header_token(&req).ok_or_else(|| missing_token(&req, None))?;
     let (outcome, in_batch_duplicates) = ingest(&req, payload, &state, &token, None, None).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "accepted": outcome.accepted,
-        "duplicates": outcome.duplicates + in_batch_duplicates,
-    })))
+    Ok(HttpResponse::Ok().json(WriteResult {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates + in_batch_duplicates,
+    }))
 }
 
 /// `POST /api/v2/write?org=&bucket=&precision=` (InfluxDB 2.x)
+#[utoipa::path(
+    post,
+    path = "/api/v2/write",
+    tag = "ingestion",
+    security(("sensor_token" = [])),
+    params(
+        ("org" = Option<String>, Query, description = "Ignored (the token names the sensor)"),
+        ("bucket" = Option<String>, Query, description = "Ignored"),
+        ("precision" = Option<String>, Query, description = "Timestamp unit: ns (default), us, ms or s"),
+    ),
+    request_body(content = String, content_type = "text/plain", description = "InfluxDB line protocol, e.g. `climate,room=gh1 humidity=54.2 1764000000`"),
+    responses(
+        (status = 204, description = "Committed"),
+        (status = 400, description = "A line is invalid (named in the message); nothing was written", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or rotated token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Encoding", body = ErrorBody),
+        (status = 503, description = "Queue full or database unavailable; retry after Retry-After", body = ErrorBody),
+    )
+)]
 pub async fn influx_v2_write(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = header_token(&req).ok_or_else(|| auth_error(AuthError::Missing))?;
+    let token = header_token(&req).ok_or_else(|| missing_token(&req, Some("text/plain")))?;
     let precision = query_param(&req, "precision");
     ingest(
         &req,
@@ -55,6 +136,27 @@ pub async fn influx_v2_write(
 
 /// `POST /write?db=&precision=&u=&p=` (InfluxDB 1.x). `u` is ignored: the token alone
 /// identifies the sensor.
+#[utoipa::path(
+    post,
+    path = "/write",
+    tag = "ingestion",
+    security(("sensor_token" = [])),
+    params(
+        ("db" = Option<String>, Query, description = "Ignored (the token names the sensor)"),
+        ("u" = Option<String>, Query, description = "Ignored"),
+        ("p" = Option<String>, Query, description = "The sensor's token, when not in Authorization"),
+        ("precision" = Option<String>, Query, description = "Timestamp unit: n/ns (default), u/us, ms or s"),
+    ),
+    request_body(content = String, content_type = "text/plain", description = "InfluxDB line protocol"),
+    responses(
+        (status = 204, description = "Committed"),
+        (status = 400, description = "A line is invalid (named in the message); nothing was written", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or rotated token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Encoding", body = ErrorBody),
+        (status = 503, description = "Queue full or database unavailable; retry after Retry-After", body = ErrorBody),
+    )
+)]
 pub async fn influx_v1_write(
     req: HttpRequest,
     payload: web::Payload,
@@ -62,7 +164,7 @@ pub async fn influx_v1_write(
 ) -> Result<HttpResponse, ApiError> {
     let token = header_token(&req)
         .or_else(|| query_param(&req, "p").filter(|p| !p.is_empty()))
-        .ok_or_else(|| auth_error(AuthError::Missing))?;
+        .ok_or_else(|| missing_token(&req, Some("text/plain")))?;
     // 1.x spells nanoseconds and microseconds `n` and `u`.
     let precision = query_param(&req, "precision").map(|p| match p.as_str() {
         "n" => "ns".to_owned(),
@@ -92,9 +194,34 @@ pub async fn influx_ping() -> HttpResponse {
         .finish()
 }
 
-/// The shared pipeline. `content_type` overrides the request's header (line protocol
-/// endpoints). Returns the committed outcome and the in-request duplicates.
+/// The shared pipeline, counted in the metrics by wire format: readings accepted and
+/// duplicate, or the request rejected with its reason.
 async fn ingest(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    token: &str,
+    content_type: Option<&str>,
+    precision: Option<&str>,
+) -> Result<(WriteOutcome, usize), ApiError> {
+    let format = format_label(req, content_type);
+    let result = ingest_inner(req, payload, state, token, content_type, precision).await;
+    match &result {
+        Ok((outcome, in_batch_duplicates)) => {
+            crate::metrics::readings_accepted(format, outcome.accepted as u64);
+            crate::metrics::readings_duplicate(
+                format,
+                (outcome.duplicates + in_batch_duplicates) as u64,
+            );
+        }
+        Err(e) => crate::metrics::readings_rejected(format, e.reason()),
+    }
+    result
+}
+
+/// `content_type` overrides the request's header (line protocol endpoints). Returns the
+/// committed outcome and the in-request duplicates.
+async fn ingest_inner(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
@@ -140,6 +267,24 @@ async fn ingest(
         "readings committed"
     );
     Ok((outcome, duplicates))
+}
+
+/// The wire format for metrics labels: the line-protocol endpoints force `text/plain`.
+fn format_label(req: &HttpRequest, content_type: Option<&str>) -> &'static str {
+    if content_type.is_some() {
+        return "line_protocol";
+    }
+    match header_str(req, header::CONTENT_TYPE) {
+        Some(ct) if ct.to_ascii_lowercase().contains("senml") => "senml",
+        _ => "json",
+    }
+}
+
+/// A request without a token: counted as rejected, then refused.
+fn missing_token(req: &HttpRequest, content_type: Option<&str>) -> ApiError {
+    let e = auth_error(AuthError::Missing);
+    crate::metrics::readings_rejected(format_label(req, content_type), e.reason());
+    e
 }
 
 fn auth_error(e: AuthError) -> ApiError {

@@ -1,15 +1,22 @@
 //! Route table: every path the server answers, in one place.
+//!
+//! Every JSON endpoint is also listed in `web::openapi::ApiDoc` (one line each), which
+//! `/api/openapi.json` serves and schemathesis tests the server against.
 
-mod health;
-mod ingest;
-mod models;
-mod readings;
+pub mod health;
+pub mod ingest;
+pub mod meta;
+pub mod models;
+pub mod readings;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(meta::metrics))
+        .route("/api/openapi.json", web::get().to(meta::openapi))
+        .route("/api/v1/info", web::get().to(meta::info))
         .route(
             "/api/v1/sensors/{name}/forecast",
             web::get().to(models::forecast),

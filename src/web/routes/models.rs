@@ -1,62 +1,139 @@
 //! The forecast and registry API: forecasts of a sensor, its models, a run.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
+use crate::domain::SensorName;
+use crate::registry::monitor::LiveScore;
+use crate::registry::runs::RunRecord;
+use crate::registry::serving::ServedForecast;
+use crate::registry::versions::{PromotionRecord, VersionRecord};
 use crate::registry::{monitor, runs, serving, versions};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForecastQuery {
-    /// `1h` … `120h` (or `5d`); default: the full configured horizon.
+    /// How far ahead: `1h` … `120h` (or `5d`, `90m`); a bare number means hours.
+    /// Default: the full configured horizon.
+    #[param(pattern = r"^[0-9]+(m|min|h|d)?$", example = "48h")]
     pub horizon: Option<String>,
 }
 
+/// The sensor named in the path. A name that cannot be a sensor's (wrong characters,
+/// a NUL byte, too long) names no sensor: 404, without asking the database — PostgreSQL
+/// refuses a NUL in text, which surfaced as a 500 (found by schemathesis).
+fn sensor_in_path(raw: &str) -> Result<SensorName, ApiError> {
+    SensorName::parse(raw)
+        .map_err(|_| ApiError::NotFound(format!("unknown sensor `{}`", raw.escape_debug())))
+}
+
 /// `GET /api/v1/sensors/{name}/forecast?horizon=48h`
+#[utoipa::path(
+    get,
+    path = "/api/v1/sensors/{name}/forecast",
+    tag = "forecasts",
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1"), ForecastQuery),
+    responses(
+        (status = 200, description = "The champion's forecast with 80 % and 95 % intervals", body = ServedForecast),
+        (status = 400, description = "Bad horizon, or the sensor has no readings yet", body = ErrorBody),
+        (status = 404, description = "Unknown sensor", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn forecast(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<ForecastQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = sensor_in_path(&name)?;
     let f = &state.settings.forecast;
     let steps = match &query.horizon {
         Some(h) => serving::parse_horizon(h, f.step_secs, f.horizon)?,
         None => f.horizon,
     };
-    let served =
-        serving::forecast_for(&state.pool, &state.settings, &state.forecasts, &name, steps).await?;
+    let served = serving::forecast_for(
+        &state.pool,
+        &state.settings,
+        &state.forecasts,
+        name.as_str(),
+        steps,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(served))
 }
 
+/// One live score with the time it was computed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScoredAt {
+    pub scored_at: DateTime<Utc>,
+    pub score: LiveScore,
+}
+
+/// Everything the registry knows about one sensor's models.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SensorModels {
+    pub sensor: String,
+    /// The version serving forecasts; none until the first training run succeeds.
+    pub champion: Option<VersionRecord>,
+    pub versions: Vec<VersionRecord>,
+    pub promotions: Vec<PromotionRecord>,
+    pub runs: Vec<RunRecord>,
+    pub live_scores: Vec<ScoredAt>,
+}
+
 /// `GET /api/v1/sensors/{name}/models`: champion, versions, promotions, runs and live scores.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sensors/{name}/models",
+    tag = "models",
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1")),
+    responses(
+        (status = 200, description = "Champion, versions, promotions, recent runs and live scores", body = SensorModels),
+        (status = 404, description = "Unknown sensor", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn sensor_models(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = sensor_in_path(&name)?;
     let client = state.pool.get().await?;
-    let sensor_id = versions::sensor_id(&**client, &name).await?;
+    let sensor_id = versions::sensor_id(&**client, name.as_str()).await?;
     let champion = versions::champion(&**client, sensor_id).await?;
     let all = versions::list(&**client, Some(sensor_id), 200).await?;
     let promotions = versions::promotions(&**client, Some(sensor_id), 200).await?;
     let runs = runs::list(&**client, Some(sensor_id), 50).await?;
-    let live = monitor::recent_scores(&**client, sensor_id, 20).await?;
-    let live: Vec<_> = live
+    let live_scores = monitor::recent_scores(&**client, sensor_id, 20)
+        .await?
         .into_iter()
-        .map(|(at, s)| json!({"scored_at": at, "score": s}))
+        .map(|(scored_at, score)| ScoredAt { scored_at, score })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "sensor": name.as_str(),
-        "champion": champion,
-        "versions": all,
-        "promotions": promotions,
-        "runs": runs,
-        "live_scores": live,
-    })))
+    Ok(HttpResponse::Ok().json(SensorModels {
+        sensor: name.into(),
+        champion,
+        versions: all,
+        promotions,
+        runs,
+        live_scores,
+    }))
 }
 
 /// `GET /api/v1/runs/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "models",
+    params(("id" = i64, Path, description = "Training run id", example = 1)),
+    responses(
+        (status = 200, description = "The run: what data it saw, its backtest, its outcome", body = RunRecord),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn run(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(runs::get(&**client, *id).await?))

@@ -8,24 +8,62 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::SensorName;
 use crate::sensors::{self, SensorError};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::AppState;
 
 const DEFAULT_LIMIT: i64 = 1_000;
 const MAX_LIMIT: i64 = 100_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReadingsQuery {
+    /// Inclusive start: RFC 3339 or unix seconds.
     from: Option<String>,
+    /// Exclusive end: RFC 3339 or unix seconds.
     to: Option<String>,
+    /// 1–100000, default 1000.
     limit: Option<String>,
 }
+
+/// One stored reading.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadingOut {
+    #[schema(example = "2026-11-24T10:00:00Z")]
+    pub ts: String,
+    pub value: f64,
+}
+
+/// A page of a sensor's readings, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadingsPage {
+    pub sensor: String,
+    #[schema(example = "humidity")]
+    pub kind: String,
+    #[schema(example = "%RH")]
+    pub unit: String,
+    pub readings: Vec<ReadingOut>,
+    /// The `from` of the next page, when more readings match than `limit`.
+    pub next: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/sensors/{name}/readings",
+    tag = "ingestion",
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1"), ReadingsQuery),
+    responses(
+        (status = 200, description = "Readings, oldest first (CSV with Accept: text/csv)",
+         content((ReadingsPage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad from/to/limit", body = ErrorBody),
+        (status = 404, description = "Unknown sensor", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 
 pub async fn get_readings(
     req: HttpRequest,
@@ -85,17 +123,20 @@ pub async fn get_readings(
             .content_type("text/csv; charset=utf-8")
             .body(out));
     }
-    let readings: Vec<_> = rows
+    let readings = rows
         .iter()
-        .map(|(ts, value)| json!({"ts": fmt_ts(*ts), "value": value}))
+        .map(|(ts, value)| ReadingOut {
+            ts: fmt_ts(*ts),
+            value: *value,
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "sensor": sensor.name,
-        "kind": sensor.kind,
-        "unit": sensor.unit,
-        "readings": readings,
-        "next": next.map(fmt_ts),
-    })))
+    Ok(HttpResponse::Ok().json(ReadingsPage {
+        sensor: sensor.name.into(),
+        kind: sensor.kind.as_str().into(),
+        unit: sensor.unit,
+        readings,
+        next: next.map(fmt_ts),
+    }))
 }
 
 fn wants_csv(req: &HttpRequest) -> bool {
