@@ -22,6 +22,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Champions and their latest forecasts, shared with the scheduler's monitor.
     pub forecasts: Arc<ForecastCache>,
+    /// Rendered pages for anonymous readers, reused for a few seconds.
+    pub pages: Arc<pages::PageCache>,
 }
 
 /// A bound, not yet running, HTTP server.
@@ -41,6 +43,7 @@ impl Application {
             pool,
             settings: settings.clone(),
             forecasts: forecasts.clone(),
+            pages: Arc::new(pages::PageCache::default()),
         };
         let mut server = HttpServer::new(move || {
             App::new()
