@@ -41,7 +41,8 @@ done
 curl -fs "$BASE/readyz" >/dev/null
 
 echo "bench: seeding 500 sensors (bench-000: 90 days hourly; the others: 10 days)"
-psql -h "$WORK/data/socket" -U hygrocast -d hygrocast -v ON_ERROR_STOP=1 -q <<'SQL'
+PSQL=(psql -h "$WORK/data/socket" -U hygrocast -d hygrocast -v ON_ERROR_STOP=1 -q)
+"${PSQL[@]}" <<'SQL'
 INSERT INTO sensors (name, kind, unit, location, token_hash)
 SELECT format('bench-%s', lpad(i::text, 3, '0')), 'humidity', '%RH', 'hall ' || (i % 7),
        sha256(convert_to('bench-token-' || i, 'UTF8'))
@@ -63,6 +64,12 @@ SQL
 
 echo "bench: training (bench-000 with the full backtest, the others get the labelled baseline)"
 "$BIN" train --all >/dev/null
+# Runs the server's own worker claimed finish there: wait, so no training competes with wrk.
+for _ in $(seq 1 900); do
+    busy=$("${PSQL[@]}" -tAc "SELECT count(*) FROM training_runs WHERE status IN ('queued', 'running')")
+    [ "$busy" = 0 ] && break
+    sleep 1
+done
 echo "bench: issuing one forecast per sensor (stored for the dashboard's next-24 h range)"
 for i in $(seq 0 499); do
     curl -fs "$BASE/api/v1/sensors/$(printf 'bench-%03d' "$i")/forecast?horizon=24h" >/dev/null

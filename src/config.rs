@@ -260,6 +260,9 @@ pub struct UiSettings {
     pub history_days: u32,
     /// Mark the admin session cookie `Secure` (set when Apache serves HTTPS).
     pub secure_cookies: bool,
+    /// Seconds a rendered dashboard or sensor page is reused for readers who are not
+    /// logged in; 0 renders every request afresh.
+    pub page_cache_secs: u64,
 }
 
 impl Default for UiSettings {
@@ -271,6 +274,7 @@ impl Default for UiSettings {
             stale_after_secs: 900,
             history_days: 7,
             secure_cookies: false,
+            page_cache_secs: 5,
         }
     }
 }

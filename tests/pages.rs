@@ -736,3 +736,32 @@ fn admin_set_password_writes_a_hash_that_the_login_accepts() {
         "comments are kept"
     );
 }
+
+#[tokio::test]
+async fn anonymous_readers_share_a_rendered_page_for_page_cache_secs_admins_never_do() {
+    // A long interval, so the test does not depend on how fast this machine is.
+    let app = app_with(|s| s.ui.page_cache_secs = 3600).await;
+    sensor_with_data(&app, "cache-first", 2).await;
+    let (_, before) = page(&app, "/").await;
+    assert!(before.contains("cache-first"), "{before}");
+    sensor_with_data(&app, "cache-second", 2).await;
+    let (_, again) = page(&app, "/").await;
+    assert!(
+        !again.contains("cache-second"),
+        "an anonymous reader within the interval gets the page rendered before"
+    );
+    // Another query string is another page.
+    let (_, other) = page(&app, "/?sort=name").await;
+    assert!(other.contains("cache-second"));
+    // A logged-in admin always gets a fresh page (it carries their CSRF token).
+    let mut admin = Browser::new(&app);
+    admin.login().await;
+    let (_, fresh) = admin.get("/").await;
+    assert!(fresh.contains("cache-second"));
+
+    let app = app_with(|s| s.ui.page_cache_secs = 0).await;
+    page(&app, "/").await;
+    sensor_with_data(&app, "uncached", 2).await;
+    let (_, html) = page(&app, "/").await;
+    assert!(html.contains("uncached"), "0 renders every request afresh");
+}

@@ -33,6 +33,8 @@ pub struct AppState {
     /// Token → sensor hints (re-checked at commit; see `ingest::auth`).
     pub tokens: Arc<TokenCache>,
     pub limits: IngestLimits,
+    /// Rendered pages for anonymous readers, reused for a few seconds.
+    pub pages: Arc<pages::PageCache>,
 }
 
 /// A bound, not yet running, HTTP server.
@@ -80,6 +82,7 @@ impl Application {
                     .and_then(chrono::Duration::try_seconds)
                     .unwrap_or(chrono::Duration::MAX),
             },
+            pages: Arc::new(pages::PageCache::new(settings.ui.page_cache_secs)),
         };
         // Validated with the settings; parsing again here cannot fail for loaded settings,
         // but settings built in code get the same check.

@@ -9,7 +9,10 @@ pub mod auth;
 pub mod data;
 pub mod error;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -72,6 +75,10 @@ fn bare_context(state: &AppState) -> Ctx {
 
 /// An HTML response with the headers every page carries.
 fn html(status: StatusCode, markup: Markup) -> HttpResponse {
+    html_bytes(status, web::Bytes::from(markup.into_string()))
+}
+
+fn html_bytes(status: StatusCode, body: web::Bytes) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         // Pages may carry a CSRF token and change by the minute: never cached.
@@ -84,7 +91,7 @@ fn html(status: StatusCode, markup: Markup) -> HttpResponse {
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
-        .body(markup.into_string())
+        .body(body)
 }
 
 fn error_response(ctx: &Ctx, e: &PageError) -> HttpResponse {
@@ -157,6 +164,79 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+// ---------------------------------------------------------------- page cache
+
+/// Most pages kept; past it, expired entries are dropped (all of them if none expired).
+const PAGE_CACHE_ENTRIES: usize = 512;
+
+/// Rendered read-only pages by path and query, for readers who are not logged in (an
+/// admin's pages carry their CSRF token and are always rendered afresh). Per process:
+/// like the forecast cache, it only saves work, it holds no state of its own.
+///
+/// Readings arrive every minute or so, so a few seconds of staleness is invisible, while
+/// a busy dashboard or sensor page costs one render per interval instead of one per
+/// request (`ui.page_cache_secs`; 0 turns it off).
+pub struct PageCache {
+    ttl: std::time::Duration,
+    entries: Mutex<HashMap<String, (Instant, web::Bytes)>>,
+}
+
+impl PageCache {
+    pub fn new(ttl_secs: u64) -> Self {
+        Self {
+            ttl: std::time::Duration::from_secs(ttl_secs),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<web::Bytes> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, body)| body.clone())
+    }
+
+    fn put(&self, key: String, body: web::Bytes) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= PAGE_CACHE_ENTRIES {
+                entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+                if entries.len() >= PAGE_CACHE_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (Instant::now(), body));
+        }
+    }
+}
+
+/// Renders a read-only page, or reuses its rendering from the last few seconds when the
+/// reader is anonymous. Concurrent misses each render (no lock is held while rendering).
+async fn cached_page<F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &Ctx,
+    render: F,
+) -> Result<HttpResponse, PageError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Markup, PageError>>,
+{
+    let key = (ctx.admin.is_none() && req.query_string().len() <= 256)
+        .then(|| format!("{}?{}", req.path(), req.query_string()));
+    if let Some(body) = key.as_deref().and_then(|k| state.pages.get(k)) {
+        return Ok(html_bytes(StatusCode::OK, body));
+    }
+    let body = web::Bytes::from(render().await?.into_string());
+    if let Some(key) = key {
+        state.pages.put(key, body.clone());
+    }
+    Ok(html_bytes(StatusCode::OK, body))
+}
+
 // ---------------------------------------------------------------- read-only pages
 
 /// `GET /`
@@ -175,20 +255,20 @@ async fn dashboard(
     let query = query.into_inner();
     let (state, req) = (&*state, &req);
     serve_page(state, req, Access::Read, |ctx| async move {
-        let client = state.pool.get().await?;
-        let rows = data::dashboard_rows(&**client, ctx.now).await?;
-        drop(client);
-        let sort = templates::dashboard::Sort::parse(query.sort.as_deref());
-        Ok(html(
-            StatusCode::OK,
-            templates::dashboard::dashboard(
+        cached_page(state, req, &ctx, || async {
+            let client = state.pool.get().await?;
+            let rows = data::dashboard_rows(&**client, ctx.now).await?;
+            drop(client);
+            let sort = templates::dashboard::Sort::parse(query.sort.as_deref());
+            Ok(templates::dashboard::dashboard(
                 &ctx,
                 &rows,
                 state.settings.ui.stale_after_secs,
                 query.q.as_deref().unwrap_or_default(),
                 sort,
-            ),
-        ))
+            ))
+        })
+        .await
     })
     .await
 }
@@ -211,6 +291,7 @@ async fn sensor(
     let query = query.into_inner();
     let (state, req) = (&*state, &req);
     serve_page(state, req, Access::Read, |ctx| async move {
+        cached_page(state, req, &ctx, || async {
         let settings = &state.settings;
         let f = &settings.forecast;
         let horizon = query
@@ -235,34 +316,38 @@ async fn sensor(
                     ))
                 })?,
         };
+        // The forecast first, on its own pooled connection (the serving path may take a
+        // second one to record what it issued). Holding ours meanwhile could exhaust the
+        // pool under load: every request holding one connection, waiting for another.
+        let forecast =
+            serving::forecast_for(&state.pool, settings, &state.forecasts, &name, steps).await;
         let client = state.pool.get().await?;
         let info = data::sensor_info(&**client, &name)
             .await?
             .ok_or_else(|| PageError::NotFound(format!("There is no sensor named “{name}”.")))?;
         let bucket = data::history_bucket(days, f.step_secs);
         let since = ctx.now - Duration::days(i64::from(days));
-        // One connection, five queries pipelined (tokio-postgres sends them together),
-        // while the forecast is served from the cache on another connection.
-        let client_ref = &**client;
-        let reads = async {
-            tokio::try_join!(
-                data::history(client_ref, info.id, since, bucket),
-                async { Ok(versions::list(client_ref, Some(info.id), 20).await?) },
-                async { Ok(versions::promotions(client_ref, Some(info.id), 10).await?) },
-                async { Ok(monitor::recent_scores(client_ref, info.id, 20).await?) },
-                async { Ok(runs::list(client_ref, Some(info.id), 10).await?) },
-            )
-        };
-        let forecast = serving::forecast_for(&state.pool, settings, &state.forecasts, &name, steps);
-        let (reads, forecast) = tokio::join!(reads, forecast);
-        let (history, versions, promotions, live, runs) = reads?;
+        // One connection, five queries pipelined (tokio-postgres sends them together).
+        let c = &**client;
+        let (history, versions, promotions, live, runs) = tokio::try_join!(
+            data::history(c, info.id, since, bucket),
+            async { Ok::<_, PageError>(versions::list(c, Some(info.id), 20).await?) },
+            async { Ok(versions::promotions(c, Some(info.id), 10).await?) },
+            async { Ok(monitor::recent_scores(c, info.id, 20).await?) },
+            async { Ok(runs::list(c, Some(info.id), 10).await?) },
+        )?;
         let champion = match versions.iter().find(|v| v.status == "champion") {
             Some(c) => Some(c.clone()),
-            None => versions::champion(client_ref, info.id).await?,
+            None => versions::champion(c, info.id).await?,
         };
         drop(client);
         let forecast = match forecast {
             Ok(f) => Ok(f),
+            Err(crate::registry::RegistryError::UnknownSensor(_)) => {
+                return Err(PageError::NotFound(format!(
+                    "There is no sensor named “{name}”."
+                )))
+            }
             Err(e @ crate::registry::RegistryError::Refused(_)) => Err(e.to_string()),
             Err(e @ crate::registry::RegistryError::Forecast(_)) => Err(e.to_string()),
             Err(e) => return Err(e.into()),
@@ -298,7 +383,9 @@ async fn sensor(
             runs,
             notice,
         };
-        Ok(html(StatusCode::OK, templates::sensor::sensor(&ctx, &view)))
+        Ok(templates::sensor::sensor(&ctx, &view))
+        })
+        .await
     })
     .await
 }
