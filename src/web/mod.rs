@@ -34,7 +34,7 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub limits: IngestLimits,
     /// Rendered pages for anonymous readers, reused for a few seconds.
-    pub pages: Arc<pages::PageCache>,
+    pub pages: Arc<pages::cache::PageCache>,
 }
 
 /// A bound, not yet running, HTTP server.
@@ -82,7 +82,7 @@ impl Application {
                     .and_then(chrono::Duration::try_seconds)
                     .unwrap_or(chrono::Duration::MAX),
             },
-            pages: Arc::new(pages::PageCache::new(settings.ui.page_cache_secs)),
+            pages: Arc::new(pages::cache::PageCache::new(settings.ui.page_cache_secs)),
         };
         // Validated with the settings; parsing again here cannot fail for loaded settings,
         // but settings built in code get the same check.

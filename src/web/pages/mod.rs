@@ -6,13 +6,11 @@
 //! `server.base_path`, so the pages work behind `ProxyPass /hygrocast/ …`.
 
 pub mod auth;
+pub mod cache;
 pub mod data;
 pub mod error;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -20,6 +18,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{Duration, Utc};
 use maud::Markup;
 
+use self::cache::Lookup;
 use self::error::PageError;
 use crate::domain::SensorKind;
 use crate::registry::{monitor, runs, serving, versions, Trigger};
@@ -164,57 +163,8 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-// ---------------------------------------------------------------- page cache
-
-/// Most pages kept; past it, expired entries are dropped (all of them if none expired).
-const PAGE_CACHE_ENTRIES: usize = 512;
-
-/// Rendered read-only pages by path and query, for readers who are not logged in (an
-/// admin's pages carry their CSRF token and are always rendered afresh). Per process:
-/// like the forecast cache, it only saves work, it holds no state of its own.
-///
-/// Readings arrive every minute or so, so a few seconds of staleness is invisible, while
-/// a busy dashboard or sensor page costs one render per interval instead of one per
-/// request (`ui.page_cache_secs`; 0 turns it off).
-pub struct PageCache {
-    ttl: std::time::Duration,
-    entries: Mutex<HashMap<String, (Instant, web::Bytes)>>,
-}
-
-impl PageCache {
-    pub fn new(ttl_secs: u64) -> Self {
-        Self {
-            ttl: std::time::Duration::from_secs(ttl_secs),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<web::Bytes> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, body)| body.clone())
-    }
-
-    fn put(&self, key: String, body: web::Bytes) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= PAGE_CACHE_ENTRIES {
-                entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-                if entries.len() >= PAGE_CACHE_ENTRIES {
-                    entries.clear();
-                }
-            }
-            entries.insert(key, (Instant::now(), body));
-        }
-    }
-}
-
-/// Renders a read-only page, or reuses its rendering from the last few seconds when the
-/// reader is anonymous. Concurrent misses each render (no lock is held while rendering).
+/// Renders a read-only page, or reuses a recent rendering when the reader is anonymous
+/// (see `cache`).
 async fn cached_page<F, Fut>(
     state: &AppState,
     req: &HttpRequest,
@@ -225,16 +175,19 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Markup, PageError>>,
 {
-    let key = (ctx.admin.is_none() && req.query_string().len() <= 256)
-        .then(|| format!("{}?{}", req.path(), req.query_string()));
-    if let Some(body) = key.as_deref().and_then(|k| state.pages.get(k)) {
+    if ctx.admin.is_some() || req.query_string().len() > 256 {
+        let body = web::Bytes::from(render().await?.into_string());
         return Ok(html_bytes(StatusCode::OK, body));
     }
-    let body = web::Bytes::from(render().await?.into_string());
-    if let Some(key) = key {
-        state.pages.put(key, body.clone());
+    let key = format!("{}?{}", req.path(), req.query_string());
+    match state.pages.lookup(&key) {
+        Lookup::Hit(body) => Ok(html_bytes(StatusCode::OK, body)),
+        Lookup::Render(ticket) => {
+            let body = web::Bytes::from(render().await?.into_string());
+            ticket.complete(body.clone());
+            Ok(html_bytes(StatusCode::OK, body))
+        }
     }
-    Ok(html_bytes(StatusCode::OK, body))
 }
 
 // ---------------------------------------------------------------- read-only pages
