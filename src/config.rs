@@ -181,6 +181,10 @@ pub struct RegistrySettings {
     pub min_improvement: f64,
     /// How often each replica looks for queued training runs, seconds.
     pub poll_secs: u64,
+    /// A served forecast is re-checked against the database (new readings, a new
+    /// champion on any replica) at most this often, milliseconds; 0 checks every request.
+    /// Changes made through this process are seen at once.
+    pub serve_recheck_ms: u64,
 }
 
 impl Default for RegistrySettings {
@@ -188,6 +192,7 @@ impl Default for RegistrySettings {
         Self {
             min_improvement: 0.0,
             poll_secs: 5,
+            serve_recheck_ms: 1000,
         }
     }
 }

@@ -185,7 +185,10 @@ pub async fn training_worker(bg: Background, stop: Arc<Notify>) {
             };
             match claimed {
                 Ok(Some(run)) => {
-                    let _ = trainer::execute(&bg.pool, &bg.settings, &run).await;
+                    let outcome = trainer::execute(&bg.pool, &bg.settings, &run).await;
+                    if outcome.is_ok_and(|o| o.promoted) {
+                        bg.cache.invalidate(run.sensor_id);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {

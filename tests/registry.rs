@@ -34,7 +34,7 @@ fn background(app: &TestApp) -> Background {
     Background::new(
         app.pool.clone(),
         app.settings.clone(),
-        Arc::new(ForecastCache::new()),
+        Arc::new(ForecastCache::new(app.settings.registry.serve_recheck_ms)),
     )
 }
 
@@ -413,11 +413,8 @@ async fn a_cron_firing_every_few_seconds_trains_and_promotes() {
     settings.scheduler.retrain_enabled = true;
     settings.scheduler.retrain_cron = "*/2 * * * * *".into();
     settings.registry.poll_secs = 1;
-    let bg = Background::new(
-        app.pool.clone(),
-        Arc::new(settings),
-        Arc::new(ForecastCache::new()),
-    );
+    let cache = Arc::new(ForecastCache::new(settings.registry.serve_recheck_ms));
+    let bg = Background::new(app.pool.clone(), Arc::new(settings), cache);
     let sched = Scheduler::start(bg).await.expect("scheduler");
     let mut promoted = false;
     for _ in 0..600 {
@@ -527,4 +524,84 @@ async fn export_reproduces_a_runs_digest_and_reports_a_mismatch() {
     let out = export(dir.path().join("b.csv"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("MISMATCH"));
+}
+
+/// The forecast's origin as served, and its model version.
+async fn served_origin(app: &TestApp, sensor: &str) -> (String, i64) {
+    let body: serde_json::Value = app
+        .get(&format!("/api/v1/sensors/{sensor}/forecast?horizon=6h"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    (
+        body["issued_at"].as_str().unwrap_or_default().to_owned(),
+        body["model"]["version"].as_i64().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_served_forecast_is_rechecked_at_once_after_local_changes_and_within_the_interval_after_others(
+) {
+    use hygrocast::domain::{SensorKind, SensorName};
+    use hygrocast::sensors::{self, NewSensor};
+    // An hour-long interval, so "not yet re-checked" does not depend on this machine's speed.
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.registry.serve_recheck_ms = 3_600_000;
+    })
+    .await;
+    let client = app.client().await;
+    let new = NewSensor {
+        name: SensorName::parse("recheck").expect("name"),
+        kind: SensorKind::Humidity,
+        unit: None,
+        location: None,
+    };
+    let (sensor, token) = sensors::create(&client, &new).await.expect("sensor");
+    let end = Utc::now() - Days::hours(6);
+    insert_readings(&client, sensor.id, &simulated_hourly(5, end, 30)).await;
+    assert_eq!(train(&app, sensor.id, None).await.status, "succeeded");
+    let (first, _) = served_origin(&app, "recheck").await;
+
+    // Written by another process (here: SQL): not seen until the interval passes.
+    insert_readings(&client, sensor.id, &[(end + Days::hours(2), 55.0)]).await;
+    let (cached, _) = served_origin(&app, "recheck").await;
+    assert_eq!(cached, first, "trusted within serve_recheck_ms");
+
+    // Posted through this process: seen by the next request.
+    let ts = (end + Days::hours(4)).to_rfc3339();
+    let res = app
+        .http
+        .post(app.url("/api/v1/readings"))
+        .header("Authorization", format!("Bearer {}", token.expose()))
+        .header("Content-Type", "application/json")
+        .body(format!(r#"{{"ts": "{ts}", "value": 56.0}}"#))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 200);
+    let (after_post, _) = served_origin(&app, "recheck").await;
+    assert_ne!(
+        after_post, first,
+        "a committed reading invalidates the forecast"
+    );
+    let after_post: DateTime<Utc> = after_post.parse().expect("rfc3339");
+    // The origin is the step of the newest reading.
+    assert!(after_post > end + Days::hours(3) && after_post <= end + Days::hours(4));
+
+    // With 0, every request checks: another process's reading is seen at once.
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.registry.serve_recheck_ms = 0;
+    })
+    .await;
+    let client = app.client().await;
+    let id = insert_sensor(&client, "always").await;
+    insert_readings(&client, id, &simulated_hourly(5, end, 30)).await;
+    assert_eq!(train(&app, id, None).await.status, "succeeded");
+    let (first, _) = served_origin(&app, "always").await;
+    insert_readings(&client, id, &[(end + Days::hours(2), 55.0)]).await;
+    let (second, _) = served_origin(&app, "always").await;
+    assert_ne!(second, first);
 }

@@ -77,7 +77,9 @@ pub async fn run_once(
     } in sensors
     {
         // Issue (and so record) the current forecast, once per origin.
-        match serving::forecast_for(pool, settings, cache, &name, settings.forecast.horizon).await {
+        match serving::checked_forecast_for(pool, settings, cache, &name, settings.forecast.horizon)
+            .await
+        {
             Ok(_) => report.forecasts_issued += 1,
             Err(e) => tracing::warn!(sensor = %name, error = %e, "could not issue a forecast"),
         }

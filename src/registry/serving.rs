@@ -3,11 +3,17 @@
 //!
 //! Caching: fitted models by version id (immutable, so never stale), and the last
 //! forecast per sensor keyed by (champion version, time of the last reading). One cheap
-//! indexed query per request checks both keys, so a promotion or a new reading on any
-//! replica is seen at once.
+//! indexed query checks both keys. A request makes it only when the sensor's forecast
+//! was last checked more than `registry.serve_recheck_ms` ago: a round trip to
+//! PostgreSQL per request would cost more than everything else the request does. What
+//! changes a forecast through this process (a committed reading, a promotion, a
+//! rollback, a training run) calls [`ForecastCache::invalidate`], so only changes made
+//! by another process (a replica, the CLI, SQL) wait up to the re-check interval. The
+//! monitor always checks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Pool;
@@ -54,11 +60,85 @@ pub struct ForecastCache {
     /// champions do not pile up in memory.
     models: RwLock<HashMap<i64, (i64, Arc<FittedModel>)>>,
     forecasts: RwLock<HashMap<i64, Arc<CachedForecast>>>,
+    /// sensor name → id, for the fast path.
+    ids: RwLock<HashMap<String, i64>>,
+    /// sensor id → when its cached forecast was last confirmed current by the database.
+    checked: RwLock<HashMap<i64, Instant>>,
+    /// How long a confirmation is trusted; zero: never.
+    recheck: std::time::Duration,
 }
 
 impl ForecastCache {
-    pub fn new() -> Self {
-        Self::default()
+    /// A cache that trusts a confirmed forecast for `recheck_ms` milliseconds.
+    pub fn new(recheck_ms: u64) -> Self {
+        Self {
+            recheck: std::time::Duration::from_millis(recheck_ms),
+            ..Self::default()
+        }
+    }
+
+    /// Something that changes `sensor_id`'s forecast happened in this process: its next
+    /// request checks the database.
+    pub fn invalidate(&self, sensor_id: i64) {
+        let present = self
+            .checked
+            .read()
+            .map(|m| m.contains_key(&sensor_id))
+            .unwrap_or(true);
+        if present {
+            if let Ok(mut m) = self.checked.write() {
+                m.remove(&sensor_id);
+            }
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate) by sensor name.
+    pub fn invalidate_sensor(&self, sensor: &str) {
+        let id = self.ids.read().ok().and_then(|m| m.get(sensor).copied());
+        if let Some(id) = id {
+            self.invalidate(id);
+        }
+    }
+
+    fn confirm(&self, sensor: &str, sensor_id: i64) {
+        if self.recheck.is_zero() {
+            return;
+        }
+        if let Ok(mut m) = self.checked.write() {
+            m.insert(sensor_id, Instant::now());
+        }
+        let known = self
+            .ids
+            .read()
+            .map(|m| m.get(sensor) == Some(&sensor_id))
+            .unwrap_or(false);
+        if !known {
+            if let Ok(mut m) = self.ids.write() {
+                m.insert(sensor.to_owned(), sensor_id);
+            }
+        }
+    }
+
+    /// The cached forecast of `sensor` if it was confirmed within the re-check interval.
+    fn recently_confirmed(&self, sensor: &str) -> Option<Arc<CachedForecast>> {
+        if self.recheck.is_zero() {
+            return None;
+        }
+        let id = *self.ids.read().ok()?.get(sensor)?;
+        let at = *self.checked.read().ok()?.get(&id)?;
+        if at.elapsed() >= self.recheck {
+            return None;
+        }
+        self.forecasts.read().ok()?.get(&id).cloned()
+    }
+}
+
+fn served(sensor: &str, entry: &CachedForecast, steps: usize) -> ServedForecast {
+    ServedForecast {
+        sensor: sensor.to_string(),
+        issued_at: entry.forecast.origin,
+        model: entry.model.clone(),
+        steps: entry.forecast.steps.iter().take(steps).cloned().collect(),
     }
 }
 
@@ -97,8 +177,23 @@ pub fn parse_horizon(text: &str, step_secs: i64, max_steps: usize) -> Result<usi
     Ok(steps as usize)
 }
 
-/// The champion's forecast for `sensor`, `steps` steps ahead.
+/// The champion's forecast for `sensor`, `steps` steps ahead, as readers get it: from
+/// memory when it was confirmed current within `registry.serve_recheck_ms`.
 pub async fn forecast_for(
+    pool: &Pool,
+    settings: &Settings,
+    cache: &ForecastCache,
+    sensor: &str,
+    steps: usize,
+) -> Result<ServedForecast, RegistryError> {
+    if let Some(entry) = cache.recently_confirmed(sensor) {
+        return Ok(served(sensor, &entry, steps));
+    }
+    checked_forecast_for(pool, settings, cache, sensor, steps).await
+}
+
+/// The champion's forecast for `sensor`, checked against the database first.
+pub async fn checked_forecast_for(
     pool: &Pool,
     settings: &Settings,
     cache: &ForecastCache,
@@ -206,12 +301,12 @@ pub async fn forecast_for(
             entry
         }
     };
-    Ok(ServedForecast {
-        sensor: sensor.to_string(),
-        issued_at: entry.forecast.origin,
-        model: entry.model.clone(),
-        steps: entry.forecast.steps.iter().take(steps).cloned().collect(),
-    })
+    // Only a champion's forecast is worth trusting without a check: the baseline served
+    // before the first training run is replaced as soon as one finishes.
+    if entry.version_id.is_some() {
+        cache.confirm(sensor, sensor_id);
+    }
+    Ok(served(sensor, &entry, steps))
 }
 
 /// Readings averaged per grid step by PostgreSQL: the resampler then sees one value per

@@ -57,7 +57,7 @@ impl Application {
         }
         let listener = TcpListener::bind(&settings.server.bind)?;
         let port = listener.local_addr()?.port();
-        let forecasts = Arc::new(ForecastCache::new());
+        let forecasts = Arc::new(ForecastCache::new(settings.registry.serve_recheck_ms));
         let ingest = &settings.ingest;
         let (batcher, writers) = batcher::start(
             pool.clone(),

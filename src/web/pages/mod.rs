@@ -605,6 +605,7 @@ async fn promote(
             .map_err(|_| PageError::NotFound(format!("There is no model version {version_id}.")))?;
         let mut client = state.pool.get().await?;
         let promoted = versions::promote(&mut client, id).await?;
+        state.forecasts.invalidate_sensor(&promoted.sensor);
         tracing::info!(sensor = %promoted.sensor, version = promoted.version, "promoted on the pages");
         Ok(see_other(
             &ctx,
@@ -628,6 +629,7 @@ async fn rollback(
         auth::require_admin(ctx.admin.as_ref(), field(&fields, "csrf"))?;
         let mut client = state.pool.get().await?;
         let restored = versions::rollback(&mut client, &name).await?;
+        state.forecasts.invalidate_sensor(&name);
         tracing::info!(sensor = %name, version = restored.version, "rolled back on the pages");
         Ok(see_other(&ctx, &format!("/sensors/{name}?done=rollback")))
     })

@@ -260,6 +260,9 @@ async fn ingest_inner(
         Err(e @ WriteError::Overloaded) => return Err(ApiError::Overloaded(e.to_string())),
         Err(e) => return Err(ApiError::Unavailable(e.to_string())),
     };
+    if outcome.accepted > 0 {
+        state.forecasts.invalidate(sensor.id);
+    }
     tracing::debug!(
         sensor = sensor.id,
         readings = count,
