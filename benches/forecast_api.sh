@@ -6,12 +6,13 @@
 #   benches/forecast_api.sh --quick    dev build, 3 s (CI: proves it runs)
 #
 # Starts `hygrocast serve` on a private PostgreSQL in a temporary directory, registers a
-# sensor, backfills 60 days of simulated readings over HTTP, trains it with
-# `hygrocast train`, then runs wrk against /api/v1/sensors/bench-1/forecast?horizon=120h.
+# sensor, backfills 90 days of simulated readings over HTTP (enough for a learned model,
+# not the baseline, to serve), trains it with `hygrocast train`, then runs wrk against
+# /api/v1/sensors/bench-1/forecast?horizon=120h.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PROFILE=release DURATION=20 CONNECTIONS=32 DAYS=60
+PROFILE=release DURATION=20 CONNECTIONS=32 DAYS=90
 if [ "${1:-}" = --quick ]; then PROFILE=dev DURATION=3 DAYS=20; fi
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
