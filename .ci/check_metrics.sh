@@ -17,14 +17,14 @@ base="http://127.0.0.1:$port"
 curl -fsS "$base/healthz" >/dev/null
 curl -s "$base/api/v1/runs/1" >/dev/null
 curl -s "$base/api/v1/sensors/nosuch/forecast" >/dev/null
-if token=$(hgc_sensor_add "$work" ci-metrics 2>/dev/null); then
-    curl -s -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d "{\"ts\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"value\": 55.5}" "$base/api/v1/readings" >/dev/null
-fi
+token=$(hgc_sensor_add "$work" ci-metrics)
+curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"ts\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"value\": 55.5}" "$base/api/v1/readings" >/dev/null
 
 curl -fsS "$base/metrics" >"$work/metrics.txt"
 grep -q '^hygrocast_http_requests_total{' "$work/metrics.txt"
 grep -q '^hygrocast_database_up 1' "$work/metrics.txt"
+grep -q '^hygrocast_readings_accepted_total{format="json"} 1' "$work/metrics.txt"
 # promtool exits non-zero on a parse error or a lint problem (naming, units, _total).
 promtool check metrics <"$work/metrics.txt"
 hgc_log "promtool check metrics: OK ($(grep -vc '^#' "$work/metrics.txt") samples)"
