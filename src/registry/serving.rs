@@ -12,9 +12,10 @@
 //! monitor always checks.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
@@ -51,6 +52,25 @@ struct CachedForecast {
     last_reading: DateTime<Utc>,
     model: ModelInfo,
     forecast: Arc<Forecast>,
+    /// The API's JSON of this forecast by number of steps, written once: a busy sensor's
+    /// forecast is read far more often than it changes.
+    json: Mutex<HashMap<usize, Bytes>>,
+}
+
+impl CachedForecast {
+    fn json(&self, sensor: &str, steps: usize) -> Result<Bytes, RegistryError> {
+        if let Some(body) = self.json.lock().ok().and_then(|m| m.get(&steps).cloned()) {
+            return Ok(body);
+        }
+        let body = Bytes::from(
+            serde_json::to_vec(&served(sensor, self, steps))
+                .map_err(|e| RegistryError::Corrupt(format!("forecast JSON: {e}")))?,
+        );
+        if let Ok(mut m) = self.json.lock() {
+            m.insert(steps, body.clone());
+        }
+        Ok(body)
+    }
 }
 
 /// Shared by all request handlers of a process.
@@ -186,10 +206,26 @@ pub async fn forecast_for(
     sensor: &str,
     steps: usize,
 ) -> Result<ServedForecast, RegistryError> {
-    if let Some(entry) = cache.recently_confirmed(sensor) {
-        return Ok(served(sensor, &entry, steps));
-    }
-    checked_forecast_for(pool, settings, cache, sensor, steps).await
+    let entry = match cache.recently_confirmed(sensor) {
+        Some(entry) => entry,
+        None => checked_entry(pool, settings, cache, sensor).await?,
+    };
+    Ok(served(sensor, &entry, steps))
+}
+
+/// [`forecast_for`] as the API's JSON body.
+pub async fn forecast_json(
+    pool: &Pool,
+    settings: &Settings,
+    cache: &ForecastCache,
+    sensor: &str,
+    steps: usize,
+) -> Result<Bytes, RegistryError> {
+    let entry = match cache.recently_confirmed(sensor) {
+        Some(entry) => entry,
+        None => checked_entry(pool, settings, cache, sensor).await?,
+    };
+    entry.json(sensor, steps)
 }
 
 /// The champion's forecast for `sensor`, checked against the database first.
@@ -200,6 +236,16 @@ pub async fn checked_forecast_for(
     sensor: &str,
     steps: usize,
 ) -> Result<ServedForecast, RegistryError> {
+    let entry = checked_entry(pool, settings, cache, sensor).await?;
+    Ok(served(sensor, &entry, steps))
+}
+
+async fn checked_entry(
+    pool: &Pool,
+    settings: &Settings,
+    cache: &ForecastCache,
+    sensor: &str,
+) -> Result<Arc<CachedForecast>, RegistryError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(
@@ -291,6 +337,7 @@ pub async fn checked_forecast_for(
                 last_reading,
                 model,
                 forecast: Arc::new(forecast),
+                json: Mutex::default(),
             });
             if let Ok(mut m) = cache.forecasts.write() {
                 m.insert(sensor_id, entry.clone());
@@ -306,7 +353,7 @@ pub async fn checked_forecast_for(
     if entry.version_id.is_some() {
         cache.confirm(sensor, sensor_id);
     }
-    Ok(served(sensor, &entry, steps))
+    Ok(entry)
 }
 
 /// Readings averaged per grid step by PostgreSQL: the resampler then sees one value per

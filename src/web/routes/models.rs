@@ -54,7 +54,7 @@ pub async fn forecast(
         Some(h) => serving::parse_horizon(h, f.step_secs, f.horizon)?,
         None => f.horizon,
     };
-    let served = serving::forecast_for(
+    let body = serving::forecast_json(
         &state.pool,
         &state.settings,
         &state.forecasts,
@@ -62,7 +62,9 @@ pub async fn forecast(
         steps,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(served))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// One live score with the time it was computed.
