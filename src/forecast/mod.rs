@@ -5,18 +5,24 @@
 //! predicts the change `y[t+h] - y[t]` for each horizon h separately, on the scale
 //! `ln(y - lower + 1)` (see `features::Transform`). Recursive forecasting compounds its
 //! own errors and was worse for the peers too; a single horizon-as-feature model cannot
-//! give each horizon its own weights cheaply. The served default is usually `Blend`, an
-//! equal-weight combination of two models that err differently:
+//! give each horizon its own weights cheaply. The served default is usually `Blend`, a
+//! per-horizon combination of two models that err differently and a recent climatology:
 //! - `Ridge`: one smartcore ridge per horizon on lags 1-24, 48, 168 (relative to the
 //!   current level), time of day, and time-of-day interactions of the key lags, with the
-//!   penalty chosen on held-out origins;
+//!   penalty chosen on held-out origins per block of horizons;
 //! - `Analog`: the average change that followed the most similar past days (same time of
-//!   day), with the neighbour count chosen on held-out origins.
+//!   day), with the neighbour count chosen on held-out origins;
+//! - the mean of the last few days at the target's time of day.
+//!
+//! The weights are learned on the same held-out (out-of-sample) forecasts: inverse-MSE
+//! between Ridge and Analog, then a shrinkage toward the climatology that may only grow with
+//! the horizon (see `combine`).
 //!
 //! Layout (one job per file):
 //! - `series`: regular grid, gap rules, digest, export
 //! - `features`: feature rows at an origin (no look-ahead)
 //! - `ridge`, `forest`, `analog`: the direct models
+//! - `combine`: the Blend's climatology member and its learned per-horizon weights
 //! - `models`: `Algorithm`, `FittedModel`, `forecast`, persistence
 //! - `training`: `fit` (inner validation, interval calibration, final fit)
 //! - `intervals`: per-horizon residual quantiles
@@ -27,6 +33,7 @@
 
 mod analog;
 mod backtest;
+mod combine;
 mod evaluate;
 mod features;
 mod forest;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::analog::{descriptors, mean_changes, neighbours, AnalogModel};
+use super::combine::{climatology_levels, combine, MEMBERS};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
 use super::intervals::HorizonQuantiles;
@@ -18,7 +19,10 @@ use super::{ForecastError, Series};
 pub use super::training::fit;
 
 /// Version of the persisted model layout; bump on any change to `FittedModel`.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// 2: the Blend has three members (ridge, analog, climatology) with learned weights.
+/// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
+/// serves the baseline and queues a refit).
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
@@ -36,7 +40,8 @@ pub enum Algorithm {
     Forest,
     /// Analog ensemble: average of what followed the most similar past days.
     Analog,
-    /// Per-horizon weighted combination of Ridge and Analog (weights from inner validation).
+    /// Per-horizon combination of Ridge, Analog and a recent climatology, with non-negative
+    /// weights learned on the inner-validation forecasts (see `combine`).
     Blend,
 }
 
@@ -97,13 +102,17 @@ pub struct ModelParams {
     pub train_window_steps: usize,
     /// Length of the inner backtest used for interval calibration and tuning, in steps.
     pub calibration_steps: usize,
-    /// Ridge penalty per training row (on standardised features), chosen by inner validation.
-    pub ridge_alpha: Option<f64>,
+    /// Ridge penalty per training row (on standardised features) for each horizon, chosen
+    /// by inner validation per block of horizons; empty for models without a ridge.
+    pub ridge_alpha: Vec<f64>,
     pub forest: Option<ForestParams>,
     /// Analog settings (neighbour count chosen by inner validation).
     pub analog: Option<AnalogModel>,
-    /// Weight of Ridge in the Blend, per horizon (chosen by inner validation).
-    pub blend_ridge_weight: Vec<f64>,
+    /// Blend weights per horizon of (ridge, analog, climatology), learned by inner
+    /// validation; empty for the other algorithms.
+    pub blend_weights: Vec<[f64; MEMBERS]>,
+    /// Days averaged by the Blend's climatology member.
+    pub climatology_days: Option<usize>,
 }
 
 /// The fitted estimators.
@@ -117,7 +126,9 @@ pub(crate) enum Estimator {
     Blend {
         ridge: Vec<RidgeHorizon>,
         analog: AnalogModel,
-        ridge_weight: Vec<f64>,
+        climatology_days: usize,
+        /// `weights[h-1]` of (ridge, analog, climatology); non-negative, summing to 1.
+        weights: Vec<[f64; MEMBERS]>,
     },
 }
 
@@ -347,27 +358,23 @@ pub(crate) fn predict_levels(
         Estimator::Blend {
             ridge,
             analog,
-            ridge_weight,
+            climatology_days,
+            weights,
         } => {
-            let r = back(ridge_levels(ridge, frame, origins, &levels, horizon)?);
-            let a = back(analog_levels(analog, frames, origins, &levels, horizon));
-            Ok(blend(&r, &a, ridge_weight))
+            let weights = weights
+                .get(..horizon)
+                .ok_or(ForecastError::HorizonTooLong {
+                    requested: horizon,
+                    max: weights.len(),
+                })?;
+            let members = [
+                back(ridge_levels(ridge, frame, origins, &levels, horizon)?),
+                back(analog_levels(analog, frames, origins, &levels, horizon)),
+                climatology_levels(frame, origins, horizon, *climatology_days, transform),
+            ];
+            Ok(combine(&members, weights))
         }
     }
-}
-
-/// `w[h] * a + (1 - w[h]) * b`, horizon by horizon.
-pub(crate) fn blend(a: &[Vec<f64>], b: &[Vec<f64>], w: &[f64]) -> Vec<Vec<f64>> {
-    a.iter()
-        .zip(b)
-        .zip(w)
-        .map(|((ra, rb), &w)| {
-            ra.iter()
-                .zip(rb)
-                .map(|(x, y)| w * x + (1.0 - w) * y)
-                .collect()
-        })
-        .collect()
 }
 
 /// Same time of day on the most recent day already observed; `None` with less than a full

@@ -370,3 +370,74 @@ fn learned_models_beat_seasonal_naive_on_synthetic_series() {
         }
     }
 }
+
+/// Held-out forecasts of three members for `n` origins and `horizon` horizons: member 0 is
+/// good early and drifts later, member 1 is noisier, member 2 (a climatology) is poor
+/// early and the best late.
+fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 3], Vec<Vec<f64>>) {
+    let mut s = 42u64;
+    let mut rnd = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let mut members: [Vec<Vec<f64>>; 3] = Default::default();
+    let mut actual = Vec::new();
+    for h in 1..=horizon {
+        let f = h as f64 / horizon as f64;
+        let a: Vec<f64> = (0..n).map(|_| 60.0 + 30.0 * rnd()).collect();
+        for (m, scale) in [
+            (0, 2.0 + 30.0 * f),
+            (1, 4.0 + 30.0 * f),
+            (2, 25.0 - 10.0 * f),
+        ] {
+            members[m].push(a.iter().map(|v| v + scale * rnd()).collect());
+        }
+        actual.push(a);
+    }
+    (members, actual)
+}
+
+#[test]
+fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
+    use super::combine::{learn_weights, MEMBERS};
+    let (members, actual) = holdout_members(300, 48);
+    let w = learn_weights(&members, &actual);
+    assert_eq!(w.len(), 48);
+    for wh in &w {
+        assert!(wh.iter().all(|v| (0.0..=1.0).contains(v)), "{wh:?}");
+        assert!((wh.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{wh:?}");
+        assert_eq!(wh.len(), MEMBERS);
+    }
+    // Early the good model dominates the climatology; late the climatology gains weight.
+    assert!(w[0][0] > w[0][2], "{:?}", w[0]);
+    assert!(w[47][2] > w[0][2], "{:?} vs {:?}", w[47], w[0]);
+}
+
+#[test]
+fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
+    use super::combine::{learn_weights, PRIOR};
+    // A handful of held-out origins: nothing is learned.
+    let (members, actual) = holdout_members(3, 24);
+    assert!(learn_weights(&members, &actual).iter().all(|w| *w == PRIOR));
+    // Members that do not line up with the actuals are never trusted.
+    let (mut members, actual) = holdout_members(300, 6);
+    for row in &mut members[1] {
+        row.pop();
+    }
+    assert!(learn_weights(&members, &actual).iter().all(|w| *w == PRIOR));
+    // No holdout at all.
+    assert!(learn_weights(&Default::default(), &[]).is_empty());
+}
+
+#[test]
+fn a_blend_fitted_on_a_short_history_has_valid_weights() {
+    let cfg = small_cfg();
+    let m = fit(&synthetic(30, 5), Algorithm::Blend, &cfg).expect("fit");
+    assert_eq!(m.params.blend_weights.len(), cfg.horizon);
+    for w in &m.params.blend_weights {
+        assert!(w.iter().all(|v| *v >= 0.0) && (w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+    assert_eq!(m.params.ridge_alpha.len(), cfg.horizon);
+}

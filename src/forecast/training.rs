@@ -2,27 +2,28 @@
 //!
 //! Every learned model is fitted twice. First on the history up to a split point, then it
 //! forecasts from origins after the split (its own held-out rolling-origin backtest); those
-//! out-of-sample forecasts choose the ridge penalty and the blend weights and give the
-//! residuals the intervals are calibrated from. Then the model is refitted on all the
-//! history with the chosen settings. Nothing after the end of the given series is used, so
+//! out-of-sample forecasts choose the ridge penalties and the blend weights (`combine`) and
+//! give the residuals the intervals are calibrated from. Then the model is refitted on all
+//! the history with the chosen settings. Nothing after the end of the given series is used, so
 //! inside an outer backtest the intervals never peek past the origin.
 
 use super::analog::{
     descriptors, mean_changes, neighbours, AnalogModel, HOUR_WINDOW, K_BLOCKS, K_GRID,
 };
+use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
 use super::models::{
-    blend, predict_levels, Algorithm, Estimator, FittedModel, Frames, ModelParams,
-    MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
+    predict_levels, Algorithm, Estimator, FittedModel, Frames, ModelParams, MODEL_FORMAT_VERSION,
+    SMARTCORE_VERSION,
 };
 use super::ridge::{horizon_stats, RidgeStats};
 use super::series::causal_fill;
 use super::{ForecastConfig, ForecastError, Series};
 
 /// Candidate ridge penalties (per training row, on standardised features).
-const RIDGE_ALPHAS: [f64; 5] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0];
+const RIDGE_ALPHAS: [f64; 6] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
 /// Longest inner-validation span, in days.
 const CALIBRATION_DAYS: usize = 28;
 /// Inner-validation origins are taken every this many steps (neighbours are near-duplicates).
@@ -44,8 +45,8 @@ pub struct TrainOptions {
     /// Model `ln(y - lower + 1)` instead of `y` (learned models only).
     pub log_transform: bool,
     pub forest: ForestParams,
-    /// Weight of Ridge in the Blend (the rest goes to Analog).
-    pub blend_weight: f64,
+    /// Days averaged by the Blend's climatology member.
+    pub climatology_days: usize,
 }
 
 impl Default for TrainOptions {
@@ -55,7 +56,7 @@ impl Default for TrainOptions {
             calibration_days: CALIBRATION_DAYS,
             log_transform: true,
             forest: ForestParams::default(),
-            blend_weight: 0.5,
+            climatology_days: CLIMATOLOGY_DAYS,
         }
     }
 }
@@ -252,10 +253,11 @@ fn fit_baseline(
         params: ModelParams {
             train_window_steps: 0,
             calibration_steps: ctx.n - first,
-            ridge_alpha: None,
+            ridge_alpha: Vec::new(),
             forest: None,
             analog: None,
-            blend_ridge_weight: Vec::new(),
+            blend_weights: Vec::new(),
+            climatology_days: None,
         },
         intervals: calibrate(&residuals, INTERVAL_POOL, ctx.cfg.upper - ctx.cfg.lower),
         estimator,
@@ -294,11 +296,11 @@ fn fit_learned(
     };
 
     // Inner validation: fit on targets before `split`, forecast the held-out origins.
-    let mut ridge_alpha = None;
+    let mut ridge_alpha = Vec::new();
     let mut member_preds: Vec<Vec<Vec<f64>>> = Vec::new();
     if use_ridge {
         let (alpha, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
-        ridge_alpha = Some(alpha);
+        ridge_alpha = alpha;
         member_preds.push(preds);
     }
     if use_forest {
@@ -322,13 +324,25 @@ fn fit_learned(
         member_preds.push(preds);
     }
     let mut weights = Vec::new();
-    let preds = match member_preds.len() {
-        2 => {
-            let (r, a) = (&member_preds[0], &member_preds[1]);
-            weights = vec![ctx.opts.blend_weight.clamp(0.0, 1.0); h_max];
-            blend(r, a, &weights)
+    let clim_days = ctx.opts.climatology_days.max(1);
+    let preds = match <[Vec<Vec<f64>>; 2]>::try_from(member_preds) {
+        Ok([r, a]) => {
+            // The Blend: learn its member weights on the same held-out origins.
+            let c = holdout.align(
+                &origins,
+                &climatology_levels(filled, &origins, h_max, clim_days, transform),
+            );
+            let members = [r, a, c];
+            let actual: Vec<Vec<f64>> = holdout
+                .pairs
+                .iter()
+                .map(|p| p.iter().map(|(_, a)| *a).collect())
+                .collect();
+            weights = learn_weights(&members, &actual);
+            tracing::debug!(?weights, "blend weights learned");
+            combine(&members, &weights)
         }
-        _ => member_preds
+        Err(mut member_preds) => member_preds
             .pop()
             .ok_or_else(|| ForecastError::FitFailed("no learned member".into()))?,
     };
@@ -339,20 +353,23 @@ fn fit_learned(
     );
 
     // Final fit on everything.
-    let ridge = match ridge_alpha {
-        Some(alpha) => Some(
+    let ridge = if ridge_alpha.is_empty() {
+        None
+    } else {
+        Some(
             ridge_stats(ctx, n, window)?
                 .iter()
-                .map(|s| s.fit(alpha))
+                .zip(&ridge_alpha)
+                .map(|(s, &alpha)| s.fit(alpha))
                 .collect::<Result<Vec<_>, _>>()?,
-        ),
-        None => None,
+        )
     };
     let estimator = match (ridge, analog.clone()) {
         (Some(ridge), Some(analog)) => Estimator::Blend {
             ridge,
             analog,
-            ridge_weight: weights.clone(),
+            climatology_days: clim_days,
+            weights: weights.clone(),
         },
         (Some(ridge), None) => Estimator::Ridge(ridge),
         (None, Some(analog)) => Estimator::Analog(analog),
@@ -365,7 +382,8 @@ fn fit_learned(
             ridge_alpha,
             forest: use_forest.then(|| ctx.opts.forest.clone()),
             analog,
-            blend_ridge_weight: weights,
+            climatology_days: (!weights.is_empty()).then_some(clim_days),
+            blend_weights: weights,
         },
         intervals,
         estimator,
@@ -471,15 +489,16 @@ fn ridge_stats(
     )
 }
 
-/// Choose the ridge penalty on the held-out origins; returns it with its held-out
-/// predictions (original scale, aligned with the holdout pairs).
+/// Choose the ridge penalties (one per block of horizons) on the held-out origins; returns
+/// them per horizon with the held-out predictions (original scale, aligned with the
+/// holdout pairs).
 fn validate_ridge(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
     holdout: &Holdout,
     split: usize,
     window: usize,
-) -> Result<(f64, Vec<Vec<f64>>), ForecastError> {
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), ForecastError> {
     let stats = ridge_stats(ctx, split, window)?;
     let transform = ctx.spec.transform;
     let mut preds: Vec<Vec<Vec<f64>>> = vec![Vec::new(); RIDGE_ALPHAS.len()];
@@ -514,13 +533,38 @@ fn validate_ridge(
             preds[ai].push(p);
         }
     }
+    let h_max = err_h.len();
     let best = abs_err
         .iter()
         .enumerate()
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i);
-    tracing::debug!(alpha = RIDGE_ALPHAS[best], ?abs_err, "ridge penalty chosen");
-    Ok((RIDGE_ALPHAS[best], preds.swap_remove(best)))
+    // One penalty per block of horizons (the analog's blocks): far horizons may want more
+    // shrinkage than near ones, but one penalty per horizon would chase noise.
+    let mut chosen = vec![best; h_max];
+    for (b, &first) in K_BLOCKS.iter().enumerate() {
+        let lo = first - 1;
+        let hi = K_BLOCKS.get(b + 1).map_or(h_max, |n| n - 1).min(h_max);
+        if lo >= hi {
+            continue;
+        }
+        let block = (0..RIDGE_ALPHAS.len())
+            .min_by(|&x, &y| {
+                let ex: f64 = err_h[lo..hi].iter().map(|e| e[x]).sum();
+                let ey: f64 = err_h[lo..hi].iter().map(|e| e[y]).sum();
+                ex.total_cmp(&ey)
+            })
+            .unwrap_or(best);
+        chosen[lo..hi].fill(block);
+    }
+    tracing::debug!(?chosen, ?abs_err, "ridge penalties chosen");
+    let alphas = chosen.iter().map(|&i| RIDGE_ALPHAS[i]).collect();
+    let preds = chosen
+        .iter()
+        .enumerate()
+        .map(|(h, &i)| std::mem::take(&mut preds[i][h]))
+        .collect();
+    Ok((alphas, preds))
 }
 
 /// Forest on (origin, horizon) pairs sampled from the trailing window before `end`.
