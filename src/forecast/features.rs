@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the meaning or order of feature columns changes.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 2;
 
 /// Names of the columns produced by [`FeatureFrame::row`], in order.
 pub const FEATURE_NAMES: [&str; 20] = [
@@ -70,9 +70,12 @@ impl Transform {
 }
 
 /// Columns of the origin-only row used by the linear model ([`FeatureFrame::lag_row`]):
-/// level, 24 hourly lags, 2 daily lags, 2 time-of-day terms, and the time-of-day
-/// interactions of the columns in [`INTERACTED`].
-pub const N_LAG_FEATURES: usize = 29 + 2 * INTERACTED.len();
+/// level, 24 hourly lags, 2 daily lags, 2 time-of-day terms, the time-of-day interactions
+/// of the columns in [`INTERACTED`], then the long-range columns: the week's mean profile
+/// at each of the 24 lag offsets and the slow seasonal mean.
+pub const N_LAG_FEATURES: usize = N_SHORT_LAG_FEATURES + LAGS_PER_DAY + 1;
+/// Columns of the row before the long-range ones (the analog's descriptor is a prefix).
+pub const N_SHORT_LAG_FEATURES: usize = 29 + 2 * INTERACTED.len();
 /// Columns of the linear row whose effect may vary with the time of day of the origin:
 /// level and lags 1, 2, 3, 6, 12, 18, 23, 24, 48, 168. (Interacting all 27 scored the same
 /// at 1.6× the cost; adding a second harmonic gained nothing.)
@@ -122,7 +125,27 @@ fn linear_names() -> Vec<String> {
         names.push(format!("{base}_x_hour_sin"));
         names.push(format!("{base}_x_hour_cos"));
     }
+    names.extend((0..LAGS_PER_DAY).map(|k| format!("week_mean_at_lag{k}_minus_level")));
+    names.push("long_mean_minus_level".into());
     names
+}
+
+/// Column sets of the linear row among which the ridge chooses per block of horizons on its
+/// inner holdout (see `training::validate_ridge`), as ascending indices into
+/// [`FeatureFrame::lag_row`]:
+/// 0. the short-range row (everything before the long-range columns);
+/// 1. the full row;
+/// 2. the full row less the hourly lags that are neither interacted nor a day apart
+///    (lags 4, 5, 7–11, 13–17, 19–22): at long horizons they mostly add variance.
+pub fn ridge_column_sets() -> [Vec<usize>; 3] {
+    let short: Vec<usize> = (0..N_SHORT_LAG_FEATURES).collect();
+    let full: Vec<usize> = (0..N_LAG_FEATURES).collect();
+    let long = full
+        .iter()
+        .copied()
+        .filter(|&j| !(1..=LAGS_PER_DAY).contains(&j) || INTERACTED.contains(&j))
+        .collect();
+    [short, full, long]
 }
 
 /// Steps per day; 24 for hourly data. Falls back to 24 when the step does not divide a day,
@@ -143,6 +166,9 @@ pub struct FeatureFrame<'a> {
     step_secs: i64,
     period: usize,
     origin: Vec<Option<[f64; N_ORIGIN]>>,
+    /// Exponentially weighted mean of the observed values up to each step (see
+    /// [`ewm_levels`]).
+    long_mean: Vec<Option<f64>>,
 }
 
 impl<'a> FeatureFrame<'a> {
@@ -154,12 +180,14 @@ impl<'a> FeatureFrame<'a> {
         period: usize,
     ) -> Self {
         let origin = origin_features(values, period);
+        let long_mean = ewm_levels(values, period);
         FeatureFrame {
             values,
             start_unix,
             step_secs,
             period,
             origin,
+            long_mean,
         }
     }
 
@@ -221,12 +249,16 @@ impl<'a> FeatureFrame<'a> {
     ///
     /// Layout: `[level, y[t-k·s]-level for k=1..=24, y[t-2·period]-level,
     /// y[t-7·period]-level, sin, cos of the time of day, then (sin, cos) × each INTERACTED
-    /// column]` with `s = period/24` (1 for hourly data). A horizon-h model combines these
+    /// column, then mean(y[t-k·s-d·period] for d=0..7)-level for k=0..24, then the
+    /// 10-day-half-life mean of the history minus level]` with `s = period/24` (1 for hourly
+    /// data). The last 25 columns carry the level at long range (the week's mean at the
+    /// target's time of day, the season's mean); the ridge chooses per block of horizons
+    /// whether to use them ([`ridge_column_sets`]). A horizon-h model combines these
     /// into "same hour as the target" terms: the target's hour of day was last seen at lag
     /// `24⌈h/24⌉-h`. The interactions let the weights depend on the origin's time of day
     /// (humidity evolves differently after an evening origin than after a morning one);
-    /// they cut backtest MASE 1-24 by ~4 %. Richer rows (weekly profiles, rolling ranges,
-    /// long means) scored worse: with one model per horizon their variance costs more than
+    /// they cut backtest MASE 1-24 by ~4 %. Other richer rows (rolling ranges, more
+    /// harmonics) scored worse: with one model per horizon their variance costs more than
     /// their information gains.
     pub fn lag_row(&self, t: usize) -> Option<[f64; N_LAG_FEATURES]> {
         let level = self.level(t)?;
@@ -250,6 +282,21 @@ impl<'a> FeatureFrame<'a> {
             row[29 + 2 * k] = row[j] * sn;
             row[29 + 2 * k + 1] = row[j] * cs;
         }
+        // Long range: the mean over the last 7 days of the value at each lag offset k
+        // (k = 0..24, so horizon h finds its target's time of day at k = (-h) mod 24), and
+        // the slow seasonal mean. Days missing from the raw series are skipped; the most
+        // recent one (lag k, or the level) is always present, so the means are finite.
+        for k in 0..LAGS_PER_DAY {
+            let (mut sum, mut cnt) = (0.0, 0usize);
+            for d in 0..7 {
+                if let Some(v) = get(k * s + d * p) {
+                    sum += v;
+                    cnt += 1;
+                }
+            }
+            row[N_SHORT_LAG_FEATURES + k] = if cnt > 0 { sum / cnt as f64 } else { level } - level;
+        }
+        row[N_LAG_FEATURES - 1] = self.long_mean.get(t).copied().flatten().unwrap_or(level) - level;
         Some(row)
     }
 
@@ -260,6 +307,21 @@ impl<'a> FeatureFrame<'a> {
             .saturating_add(self.step_secs.saturating_mul(i as i64));
         secs.rem_euclid(86_400) as f64 / 86_400.0
     }
+}
+
+/// Exponentially weighted mean with a 10-day half-life over the observed values up to each
+/// step (`None` before the first observation).
+fn ewm_levels(values: &[Option<f64>], period: usize) -> Vec<Option<f64>> {
+    let decay = 0.5f64.powf(1.0 / (10.0 * period as f64));
+    let mut long_mean = Vec::with_capacity(values.len());
+    let mut ewm: Option<f64> = None;
+    for v in values {
+        if let Some(v) = v {
+            ewm = Some(ewm.map_or(*v, |m| decay * m + (1.0 - decay) * v));
+        }
+        long_mean.push(ewm);
+    }
+    long_mean
 }
 
 /// Layout: [level, lag1-L, lag2-L, lag3-L, lag(p/4)-L, lag(p/2)-L, lag(p)-L,
@@ -289,15 +351,7 @@ fn origin_features(values: &[Option<f64>], period: usize) -> Vec<Option<[f64; N_
         (gaps[t + 1] == gaps[lo]).then(|| (sum[t + 1] - sum[lo]) / w as f64)
     };
     let lags = [1, 2, 3, (period / 4).max(4), (period / 2).max(5), period];
-    let decay = 0.5f64.powf(1.0 / (10.0 * period as f64));
-    let mut long_mean = Vec::with_capacity(n);
-    let mut ewm: Option<f64> = None;
-    for v in values {
-        if let Some(v) = v {
-            ewm = Some(ewm.map_or(*v, |m| decay * m + (1.0 - decay) * v));
-        }
-        long_mean.push(ewm);
-    }
+    let long_mean = ewm_levels(values, period);
     (0..n)
         .map(|t| {
             if t + 1 < week {
@@ -349,6 +403,7 @@ mod tests {
         let after: Vec<_> = (1..=120).map(|h| frame2.row(t, h)).collect();
         assert!(before.iter().all(Option::is_some));
         assert_eq!(before, after);
+        // The linear row, long-range columns (week profile, slow mean) included.
         assert!(frame.lag_row(t).is_some());
         assert_eq!(frame.lag_row(t), frame2.lag_row(t));
         // ... while the target does see the future (sanity check of the perturbation).
@@ -385,6 +440,13 @@ mod tests {
         }
         assert_eq!(lag[25], -48.0);
         assert_eq!(lag[26], -168.0);
+        // Week profile at lag offset k: mean of t-k-24d for d=0..7 is t-k-72.
+        for k in 0..24 {
+            assert_eq!(lag[N_SHORT_LAG_FEATURES + k], -(k as f64) - 72.0);
+        }
+        // The slow mean of a rising series lags behind it (and is finite).
+        let slow = lag[N_LAG_FEATURES - 1];
+        assert!(slow.is_finite() && slow < -100.0 && slow > -300.0, "{slow}");
     }
 
     #[test]
@@ -407,6 +469,16 @@ mod tests {
         assert!(frame.lag_row(308).is_some());
         assert!(frame.lag_row(427).is_none()); // lag 168 is step 259
         assert!(frame.lag_row(428).is_some());
+        // Days of the week profile that fall in the gap are skipped, not invented.
+        let row = frame
+            .lag_row(290)
+            .expect("lags 1..=24, 48, 168 are clear of the gap");
+        assert!(row.iter().all(|v| v.is_finite()));
+        assert_eq!(row[N_SHORT_LAG_FEATURES], 0.0);
+        for k in 1..24 {
+            // Values repeat daily, so the profile equals the lag-k value.
+            assert_eq!(row[N_SHORT_LAG_FEATURES + k], row[k], "offset {k}");
+        }
         // A target inside the gap makes the training pair unusable.
         assert!(frame.target(240, 12).is_none());
         assert!(frame.target(240, 9).is_some());

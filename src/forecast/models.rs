@@ -22,7 +22,7 @@ pub use super::training::fit;
 /// 2: the Blend has three members (ridge, analog, climatology) with learned weights.
 /// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
 /// serves the baseline and queues a refit).
-pub const MODEL_FORMAT_VERSION: u32 = 2;
+pub const MODEL_FORMAT_VERSION: u32 = 3;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
@@ -410,7 +410,7 @@ pub(crate) fn ridge_levels(
     }
     let mut out = Vec::with_capacity(horizon);
     for model in &models[..horizon] {
-        let delta = model.predict(&x)?;
+        let delta = model.predict(&x, N_LAG_FEATURES)?;
         out.push(delta.iter().zip(levels).map(|(d, l)| l + d).collect());
     }
     Ok(out)

@@ -61,6 +61,8 @@ pub struct RidgeStats {
     /// Centred `ZᵀZ` (p × p, row-major) and `Zᵀy`.
     g: Vec<f64>,
     c: Vec<f64>,
+    /// Columns of the full feature row this problem uses (all of them unless `subset`).
+    cols: Vec<usize>,
 }
 
 /// Build the statistics of every horizon `1..=horizon`.
@@ -174,6 +176,7 @@ pub fn horizon_stats(
             y_mean,
             g,
             c,
+            cols: (0..p).collect(),
         });
     }
     out.reverse();
@@ -193,6 +196,32 @@ fn add_outer(g: &mut [f64], s: &mut [f64], z: &[f64], sign: f64) {
 }
 
 impl RidgeStats {
+    /// The same problem restricted to the feature columns `cols` (ascending, in range): the
+    /// sub-blocks of the centred statistics are exactly the statistics of the smaller design.
+    pub fn subset(&self, cols: &[usize]) -> Result<RidgeStats, ForecastError> {
+        let p = self.c.len();
+        if cols.is_empty() || cols.iter().any(|&j| j >= p) {
+            return Err(ForecastError::FitFailed(
+                "ridge column subset out of range".into(),
+            ));
+        }
+        let pick = |v: &[f64]| cols.iter().map(|&j| v[j]).collect::<Vec<_>>();
+        let g = cols
+            .iter()
+            .flat_map(|&i| cols.iter().map(move |&j| (i, j)))
+            .map(|(i, j)| self.g[i * p + j])
+            .collect();
+        Ok(RidgeStats {
+            n: self.n,
+            mean: pick(&self.mean),
+            scale: pick(&self.scale),
+            y_mean: self.y_mean,
+            g,
+            c: pick(&self.c),
+            cols: cols.iter().map(|&j| self.cols[j]).collect(),
+        })
+    }
+
     /// Coefficients for penalty `alpha_per_row * n`, by our own Cholesky solve (used for
     /// choosing the penalty; the persisted model comes from [`RidgeStats::fit`]).
     pub fn solve(&self, alpha_per_row: f64) -> Result<LinearCoefs, ForecastError> {
@@ -210,6 +239,7 @@ impl RidgeStats {
             scale: self.scale.clone(),
             y_mean: self.y_mean,
             w,
+            cols: self.cols.clone(),
         })
     }
 
@@ -240,6 +270,7 @@ impl RidgeStats {
             mean: self.mean.clone(),
             scale: self.scale.clone(),
             y_mean: self.y_mean,
+            cols: self.cols.clone(),
         })
     }
 }
@@ -313,45 +344,56 @@ pub struct LinearCoefs {
     scale: Vec<f64>,
     y_mean: f64,
     w: Vec<f64>,
+    cols: Vec<usize>,
 }
 
 impl LinearCoefs {
+    /// Prediction for one full feature row (the coefficients pick their own columns).
     pub fn predict_one(&self, x: &[f64]) -> f64 {
         let mut s = self.y_mean;
-        for (j, w) in self.w.iter().enumerate() {
-            s += w * (x[j] - self.mean[j]) / self.scale[j];
+        for (k, (&j, w)) in self.cols.iter().zip(&self.w).enumerate() {
+            s += w * (x.get(j).copied().unwrap_or(0.0) - self.mean[k]) / self.scale[k];
         }
         s
     }
 }
 
-/// One fitted horizon: smartcore coefficients on standardised features plus the scaling.
+/// One fitted horizon: smartcore coefficients on standardised features plus the scaling,
+/// and which columns of the full feature row it uses (chosen per block of horizons).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RidgeHorizon {
     model: SmartRidge,
     mean: Vec<f64>,
     scale: Vec<f64>,
     y_mean: f64,
+    cols: Vec<usize>,
 }
 
 impl RidgeHorizon {
-    /// Predict for row-major `x` with `p` columns.
-    pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>, ForecastError> {
+    /// Predict for row-major `x` with `width` columns (full feature rows).
+    pub fn predict(&self, x: &[f64], width: usize) -> Result<Vec<f64>, ForecastError> {
         let p = self.mean.len();
-        if p == 0 || x.len() % p != 0 {
+        if p == 0
+            || width == 0
+            || x.len() % width != 0
+            || self.cols.len() != p
+            || self.scale.len() != p
+            || self.cols.iter().any(|&j| j >= width)
+        {
             return Err(ForecastError::PredictFailed("ridge: bad row width".into()));
         }
-        let n = x.len() / p;
+        let n = x.len() / width;
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut z = Vec::with_capacity(x.len());
-        for row in x.chunks_exact(p) {
+        let mut z = Vec::with_capacity(n * p);
+        for row in x.chunks_exact(width) {
             z.extend(
-                row.iter()
+                self.cols
+                    .iter()
                     .zip(&self.mean)
                     .zip(&self.scale)
-                    .map(|((v, m), s)| (v - m) / s),
+                    .map(|((&j, m), s)| (row[j] - m) / s),
             );
         }
         let m = DenseMatrix::new(n, p, z, false)
@@ -393,7 +435,7 @@ mod tests {
         // One horizon, every target present.
         let stats = horizon_stats(&x, p, &origins, n + 1, 1, |i, _| Some(y[i])).expect("stats");
         let fitted = stats[0].fit(0.01).expect("fit");
-        let pred = fitted.predict(&x).expect("predict");
+        let pred = fitted.predict(&x, p).expect("predict");
         let own = stats[0].solve(0.01).expect("solve");
         // Reference: smartcore on the full standardised design.
         let st = &stats[0];

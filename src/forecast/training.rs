@@ -11,7 +11,7 @@ use super::analog::{
     descriptors, mean_changes, neighbours, AnalogModel, HOUR_WINDOW, K_BLOCKS, K_GRID,
 };
 use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
-use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
+use super::features::{ridge_column_sets, FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
 use super::models::{
@@ -297,10 +297,12 @@ fn fit_learned(
 
     // Inner validation: fit on targets before `split`, forecast the held-out origins.
     let mut ridge_alpha = Vec::new();
+    let mut ridge_cols = Vec::new();
     let mut member_preds: Vec<Vec<Vec<f64>>> = Vec::new();
     if use_ridge {
-        let (alpha, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
+        let (alpha, cols, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
         ridge_alpha = alpha;
+        ridge_cols = cols;
         member_preds.push(preds);
     }
     if use_forest {
@@ -356,11 +358,18 @@ fn fit_learned(
     let ridge = if ridge_alpha.is_empty() {
         None
     } else {
+        let sets = ridge_column_sets();
         Some(
             ridge_stats(ctx, n, window)?
                 .iter()
                 .zip(&ridge_alpha)
-                .map(|(s, &alpha)| s.fit(alpha))
+                .zip(&ridge_cols)
+                .map(|((s, &alpha), &set)| {
+                    let cols = sets.get(set).ok_or_else(|| {
+                        ForecastError::FitFailed("ridge column set out of range".into())
+                    })?;
+                    s.subset(cols)?.fit(alpha)
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
@@ -489,8 +498,9 @@ fn ridge_stats(
     )
 }
 
-/// Choose the ridge penalties (one per block of horizons) on the held-out origins; returns
-/// them per horizon with the held-out predictions (original scale, aligned with the
+/// Choose the ridge penalty and column set (one pair per block of horizons) on the
+/// held-out origins; returns them per horizon (the set as an index into
+/// [`ridge_column_sets`]) with the held-out predictions (original scale, aligned with the
 /// holdout pairs).
 fn validate_ridge(
     ctx: &Context<'_>,
@@ -498,14 +508,17 @@ fn validate_ridge(
     holdout: &Holdout,
     split: usize,
     window: usize,
-) -> Result<(Vec<f64>, Vec<Vec<f64>>), ForecastError> {
+) -> Result<RidgeChoice, ForecastError> {
     let stats = ridge_stats(ctx, split, window)?;
     let transform = ctx.spec.transform;
-    let mut preds: Vec<Vec<Vec<f64>>> = vec![Vec::new(); RIDGE_ALPHAS.len()];
-    let mut abs_err = vec![0.0; RIDGE_ALPHAS.len()];
+    let sets = ridge_column_sets();
+    // Candidates are (column set, penalty) pairs, index `s * RIDGE_ALPHAS.len() + a`.
+    let n_cand = sets.len() * RIDGE_ALPHAS.len();
+    let mut preds: Vec<Vec<Vec<f64>>> = vec![Vec::new(); n_cand];
+    let mut abs_err = vec![0.0; n_cand];
     let mut err_h: Vec<Vec<f64>> = Vec::new();
     for (st, pairs) in stats.iter().zip(&holdout.pairs) {
-        err_h.push(vec![0.0; RIDGE_ALPHAS.len()]);
+        err_h.push(vec![0.0; n_cand]);
         let rows: Vec<([f64; N_LAG_FEATURES], f64)> = pairs
             .iter()
             .map(|&(t, _)| {
@@ -515,22 +528,26 @@ fn validate_ridge(
                     .ok_or_else(|| ForecastError::FitFailed(format!("no features at {t}")))
             })
             .collect::<Result<_, _>>()?;
-        for (ai, &alpha) in RIDGE_ALPHAS.iter().enumerate() {
-            let coefs = st.solve(alpha)?;
-            let p: Vec<f64> = rows
-                .iter()
-                .map(|(row, level)| transform.inverse(level + coefs.predict_one(row)))
-                .collect();
-            let e = p
-                .iter()
-                .zip(pairs)
-                .map(|(f, (_, a))| (a - f).abs())
-                .sum::<f64>();
-            abs_err[ai] += e;
-            if let Some(last) = err_h.last_mut() {
-                last[ai] = e;
+        for (si, cols) in sets.iter().enumerate() {
+            let sub = st.subset(cols)?;
+            for (ai, &alpha) in RIDGE_ALPHAS.iter().enumerate() {
+                let ci = si * RIDGE_ALPHAS.len() + ai;
+                let coefs = sub.solve(alpha)?;
+                let p: Vec<f64> = rows
+                    .iter()
+                    .map(|(row, level)| transform.inverse(level + coefs.predict_one(row)))
+                    .collect();
+                let e = p
+                    .iter()
+                    .zip(pairs)
+                    .map(|(f, (_, a))| (a - f).abs())
+                    .sum::<f64>();
+                abs_err[ci] += e;
+                if let Some(last) = err_h.last_mut() {
+                    last[ci] = e;
+                }
+                preds[ci].push(p);
             }
-            preds[ai].push(p);
         }
     }
     let h_max = err_h.len();
@@ -539,8 +556,9 @@ fn validate_ridge(
         .enumerate()
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i);
-    // One penalty per block of horizons (the analog's blocks): far horizons may want more
-    // shrinkage than near ones, but one penalty per horizon would chase noise.
+    // One (set, penalty) per block of horizons (the analog's blocks): far horizons may want
+    // other columns and more shrinkage than near ones, but one choice per horizon would
+    // chase noise.
     let mut chosen = vec![best; h_max];
     for (b, &first) in K_BLOCKS.iter().enumerate() {
         let lo = first - 1;
@@ -548,7 +566,7 @@ fn validate_ridge(
         if lo >= hi {
             continue;
         }
-        let block = (0..RIDGE_ALPHAS.len())
+        let block = (0..n_cand)
             .min_by(|&x, &y| {
                 let ex: f64 = err_h[lo..hi].iter().map(|e| e[x]).sum();
                 let ey: f64 = err_h[lo..hi].iter().map(|e| e[y]).sum();
@@ -557,15 +575,22 @@ fn validate_ridge(
             .unwrap_or(best);
         chosen[lo..hi].fill(block);
     }
-    tracing::debug!(?chosen, ?abs_err, "ridge penalties chosen");
-    let alphas = chosen.iter().map(|&i| RIDGE_ALPHAS[i]).collect();
+    tracing::debug!(?chosen, "ridge column sets and penalties chosen");
+    let alphas = chosen
+        .iter()
+        .map(|&i| RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()])
+        .collect();
+    let cols = chosen.iter().map(|&i| i / RIDGE_ALPHAS.len()).collect();
     let preds = chosen
         .iter()
         .enumerate()
         .map(|(h, &i)| std::mem::take(&mut preds[i][h]))
         .collect();
-    Ok((alphas, preds))
+    Ok((alphas, cols, preds))
 }
+
+/// Per-horizon penalties, column-set indices and held-out predictions.
+type RidgeChoice = (Vec<f64>, Vec<usize>, Vec<Vec<f64>>);
 
 /// Forest on (origin, horizon) pairs sampled from the trailing window before `end`.
 fn fit_forest(ctx: &Context<'_>, end: usize, window: usize) -> Result<ForestModel, ForecastError> {
