@@ -206,10 +206,7 @@ pub async fn forecast_for(
     sensor: &str,
     steps: usize,
 ) -> Result<ServedForecast, RegistryError> {
-    let entry = match cache.recently_confirmed(sensor) {
-        Some(entry) => entry,
-        None => checked_entry(pool, settings, cache, sensor).await?,
-    };
+    let entry = current_entry(pool, settings, cache, sensor).await?;
     Ok(served(sensor, &entry, steps))
 }
 
@@ -221,11 +218,21 @@ pub async fn forecast_json(
     sensor: &str,
     steps: usize,
 ) -> Result<Bytes, RegistryError> {
-    let entry = match cache.recently_confirmed(sensor) {
-        Some(entry) => entry,
-        None => checked_entry(pool, settings, cache, sensor).await?,
-    };
+    let entry = current_entry(pool, settings, cache, sensor).await?;
     entry.json(sensor, steps)
+}
+
+/// The cached forecast if it was confirmed recently, else one checked against the database.
+async fn current_entry(
+    pool: &Pool,
+    settings: &Settings,
+    cache: &ForecastCache,
+    sensor: &str,
+) -> Result<Arc<CachedForecast>, RegistryError> {
+    match cache.recently_confirmed(sensor) {
+        Some(entry) => Ok(entry),
+        None => checked_entry(pool, settings, cache, sensor).await,
+    }
 }
 
 /// The champion's forecast for `sensor`, checked against the database first.
