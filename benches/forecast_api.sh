@@ -2,8 +2,9 @@
 # Forecast API benchmark (issue 6): latency of a 120-step forecast from the champion.
 # Prints figures; asserts nothing about speed.
 #
-#   benches/forecast_api.sh            release build, 20 s of wrk at 32 connections
+#   benches/forecast_api.sh            release build, 20 s of wrk at 1, 8 and 32 connections
 #   benches/forecast_api.sh --quick    dev build, 3 s (CI: proves it runs)
+#   CONNECTIONS="1 8 32" benches/forecast_api.sh   one wrk run per connection count
 #
 # Starts `hygrocast serve` on a private PostgreSQL in a temporary directory, registers a
 # sensor, backfills 90 days of simulated readings over HTTP (enough for a learned model,
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PROFILE=release DURATION=20 CONNECTIONS=${CONNECTIONS:-32} DAYS=90
+PROFILE=release DURATION=20 CONNECTIONS=${CONNECTIONS:-1 8 32} DAYS=90
 # BENCH_PIN=1: the server on CPU 0, wrk on CPU 1, so the load generator does not steal the
 # server's time slices (on a 2-core machine that is what the p99 tail measures otherwise).
 SERVER_CPUS=() WRK_CPUS=()
@@ -54,6 +55,13 @@ TOKEN=$("$BIN" sensor add --name bench-1 --quiet)
 echo "training (${DAYS} days of history):"
 /usr/bin/time -f "  train: %e s wall, %M KiB max RSS" "$BIN" train --sensor bench-1
 URL="http://127.0.0.1:$PORT/api/v1/sensors/bench-1/forecast?horizon=120h"
-{ curl -fs "$URL" || true; } | head -c 200; echo " …"
-echo "wrk: ${CONNECTIONS} connections, ${DURATION} s, 120-step forecast"
-"${WRK_CPUS[@]}" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL" | sed -n '/Latency Distribution/,/Transfer/p'
+{ curl -fs "$URL" || true; } > body.json; head -c 200 body.json; echo " … ($(wc -c < body.json) bytes)"
+for c in $CONNECTIONS; do
+    threads=$((c < 2 ? 1 : 2))
+    echo "wrk: $c connections, ${DURATION} s, 120-step forecast"
+    "${WRK_CPUS[@]}" wrk -t$threads -c"$c" -d"${DURATION}s" --latency "$URL" | sed -n '/Latency Distribution/,/Requests\/sec/p'
+    # The floor of this machine under the same load: the cheapest route there is. What
+    # the forecast adds on top of it is what the forecast path costs.
+    echo "wrk: $c connections, ${DURATION} s, /healthz (floor)"
+    "${WRK_CPUS[@]}" wrk -t$threads -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/healthz" | sed -n '/Latency Distribution/,/Requests\/sec/p'
+done

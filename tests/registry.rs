@@ -213,6 +213,10 @@ async fn the_forecast_api_serves_the_champion_with_intervals() {
     assert_eq!(body["model"]["algorithm"], champ.algorithm.as_str());
     assert_eq!(body["model"]["baseline"], champ.baseline);
     assert!(body["model"]["metrics"]["mase_1_24"].is_number(), "{body}");
+    assert!(
+        body["model"]["metrics"].get("mae_by_horizon").is_none(),
+        "per-horizon MAE is for the models API, not every forecast"
+    );
     let steps = body["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 48);
     let issued: DateTime<Utc> = body["issued_at"]
@@ -283,6 +287,13 @@ async fn the_forecast_api_serves_the_champion_with_intervals() {
         .expect("json");
     assert_eq!(models["champion"]["version"], champ.version);
     assert_eq!(models["versions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        models["champion"]["metrics"]["mae_by_horizon"]
+            .as_array()
+            .map(Vec::len),
+        Some(120),
+        "{models}"
+    );
     let run: serde_json::Value = app
         .get(&format!("/api/v1/runs/{}", champ.run_id))
         .await

@@ -161,14 +161,26 @@ pub struct Forecast {
     pub steps: Vec<ForecastStep>,
 }
 
+/// One forecast step. Serialised with its values rounded to 0.01 (%RH): no sensor
+/// resolves more, and full `f64` digits doubled the API's body for nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ForecastStep {
     pub ts: DateTime<Utc>,
+    #[serde(serialize_with = "hundredths")]
     pub value: f64,
+    #[serde(serialize_with = "hundredths")]
     pub lo80: f64,
+    #[serde(serialize_with = "hundredths")]
     pub hi80: f64,
+    #[serde(serialize_with = "hundredths")]
     pub lo95: f64,
+    #[serde(serialize_with = "hundredths")]
     pub hi95: f64,
+}
+
+/// Rounding is monotone, so `lo95 ≤ lo80 ≤ value ≤ hi80 ≤ hi95` survives it.
+fn hundredths<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((x * 100.0).round() / 100.0)
 }
 
 fn bincode_options() -> impl Options {

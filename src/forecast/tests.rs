@@ -104,6 +104,23 @@ fn serialisation_round_trip_gives_identical_forecasts() {
 }
 
 #[test]
+fn forecast_steps_serialise_rounded_to_hundredths() {
+    let step = ForecastStep {
+        ts: Utc.timestamp_opt(1_735_689_600, 0).single().expect("ts"),
+        value: 63.126_999,
+        lo80: 60.004,
+        hi80: 66.2,
+        lo95: 0.001,
+        hi95: 99.999,
+    };
+    let json = serde_json::to_string(&step).expect("json");
+    assert_eq!(
+        json,
+        r#"{"ts":"2025-01-01T00:00:00Z","value":63.13,"lo80":60.0,"hi80":66.2,"lo95":0.0,"hi95":100.0}"#
+    );
+}
+
+#[test]
 fn bad_bytes_and_other_format_versions_are_rejected() {
     let cfg = small_cfg();
     let m = fit(&synthetic(10, 3), Algorithm::SeasonalNaive, &cfg).expect("fit");

@@ -34,7 +34,18 @@ pub struct ModelInfo {
     pub version_id: Option<i64>,
     pub algorithm: String,
     pub baseline: bool,
+    /// The champion's headline backtest scores (`mase_1_24`, `coverage_80`, …). The MAE
+    /// of every horizon is left to `GET /api/v1/sensors/{name}/models`: it was a fifth of
+    /// each forecast's body.
     pub metrics: serde_json::Value,
+}
+
+/// A version's stored metrics without the per-horizon MAE list.
+fn headline_metrics(mut metrics: serde_json::Value) -> serde_json::Value {
+    if let Some(m) = metrics.as_object_mut() {
+        m.remove("mae_by_horizon");
+    }
+    metrics
 }
 
 /// A forecast for a sensor, as served.
@@ -293,7 +304,7 @@ async fn checked_entry(
                         version_id: Some(id),
                         algorithm: row.get(4),
                         baseline: row.get(5),
-                        metrics: row.get(6),
+                        metrics: headline_metrics(row.get(6)),
                     };
                     load_champion(&client, cache, sensor_id, id, row.get(7))
                         .await?
