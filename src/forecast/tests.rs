@@ -433,6 +433,30 @@ fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
 }
 
 #[test]
+fn the_climatology_share_minimises_absolute_not_squared_error() {
+    use super::combine::learn_weights;
+    // Ridge and analog say 0, the climatology says 1. Four pairs in five come out at 1; the
+    // fifth is a -20 outlier. Least absolute error: all climatology (λ = 1). Least squares
+    // would follow the mean (-3.2) and give the climatology nothing.
+    let (n, horizon) = (200, 12);
+    let actual: Vec<Vec<f64>> = (0..horizon)
+        .map(|_| {
+            (0..n)
+                .map(|i| if i % 5 == 0 { -20.0 } else { 1.0 })
+                .collect()
+        })
+        .collect();
+    let members = [
+        vec![vec![0.0; n]; horizon],
+        vec![vec![0.0; n]; horizon],
+        vec![vec![1.0; n]; horizon],
+    ];
+    for w in learn_weights(&members, &actual) {
+        assert!((w[2] - 1.0).abs() < 1e-9, "{w:?}");
+    }
+}
+
+#[test]
 fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     use super::combine::{learn_weights, PRIOR};
     // A handful of held-out origins: nothing is learned.
