@@ -167,10 +167,13 @@ pub fn learn_weights(members: &[Vec<Vec<f64>>; MEMBERS], actual: &[Vec<f64>]) ->
         .map(|h| {
             let (lo, hi) = pool(h, horizon);
             let n = pooled_n(h);
-            let pooled = |g: usize| -> f64 { err[lo..=hi].iter().map(|e| e[g]).sum() };
-            let best = (0..LAMBDA_GRID).min_by(|&x, &y| pooled(x).total_cmp(&pooled(y)));
+            let mut pooled = [0.0; LAMBDA_GRID];
+            for e in &err[lo..=hi] {
+                pooled.iter_mut().zip(e).for_each(|(p, v)| *p += v);
+            }
+            let best = (0..LAMBDA_GRID).min_by(|&x, &y| pooled[x].total_cmp(&pooled[y]));
             match best {
-                Some(g) if n >= MIN_PAIRS && pooled(g).is_finite() => (grid_lambda(g), n as f64),
+                Some(g) if n >= MIN_PAIRS && pooled[g].is_finite() => (grid_lambda(g), n as f64),
                 _ => (PRIOR[2], 0.0),
             }
         })

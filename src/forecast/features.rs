@@ -179,8 +179,9 @@ impl<'a> FeatureFrame<'a> {
         step_secs: i64,
         period: usize,
     ) -> Self {
-        let origin = origin_features(values, period);
+        // One pass of the slow mean serves both the origin row and the linear row.
         let long_mean = ewm_levels(values, period);
+        let origin = origin_features(values, &long_mean, period);
         FeatureFrame {
             values,
             start_unix,
@@ -327,10 +328,15 @@ fn ewm_levels(values: &[Option<f64>], period: usize) -> Vec<Option<f64>> {
 /// Layout: [level, lag1-L, lag2-L, lag3-L, lag(p/4)-L, lag(p/2)-L, lag(p)-L,
 ///          day_mean-L, week_mean-L, day_range, day_step_mean_abs, long_mean-L].
 ///
-/// `long_mean` is an exponentially weighted mean with a 10-day half-life over the observed
-/// values up to t: the current season's climate, which a model trained on a whole year
-/// otherwise replaces by the all-year mean (and so reverts toward the wrong level).
-fn origin_features(values: &[Option<f64>], period: usize) -> Vec<Option<[f64; N_ORIGIN]>> {
+/// `long_mean` ([`ewm_levels`] of `values`) is an exponentially weighted mean with a 10-day
+/// half-life over the observed values up to t: the current season's climate, which a model
+/// trained on a whole year otherwise replaces by the all-year mean (and so reverts toward
+/// the wrong level).
+fn origin_features(
+    values: &[Option<f64>],
+    long_mean: &[Option<f64>],
+    period: usize,
+) -> Vec<Option<[f64; N_ORIGIN]>> {
     let n = values.len();
     let week = 7 * period;
     // Prefix sums over observed values and counts of gaps, so window means are O(1).
@@ -351,7 +357,6 @@ fn origin_features(values: &[Option<f64>], period: usize) -> Vec<Option<[f64; N_
         (gaps[t + 1] == gaps[lo]).then(|| (sum[t + 1] - sum[lo]) / w as f64)
     };
     let lags = [1, 2, 3, (period / 4).max(4), (period / 2).max(5), period];
-    let long_mean = ewm_levels(values, period);
     (0..n)
         .map(|t| {
             if t + 1 < week {
