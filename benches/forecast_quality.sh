@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Forecast quality on 7 real hourly relative-humidity years (pvlib 0.16.1's data files),
+# so a model change is judged on more than Greensboro alone. Prints figures; asserts nothing.
+#
+#   benches/forecast_quality.sh                  blend only, 2 series at a time
+#   MODELS=blend,ridge JOBS=1 EVAL_ARGS="--window-days 30" benches/forecast_quality.sh
+#   HYGROCAST=target/debug/hygrocast ...         another build (default: the release binary)
+#
+# Each evaluate is a rolling-origin backtest (56 origins, horizons 1-120 h): about 30-60 s
+# per series and model in release, single-threaded, hence JOBS defaults to the 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODELS=${MODELS:-blend}
+JOBS=${JOBS:-2}
+BIN=${HYGROCAST:-target/release/hygrocast}
+read -ra EXTRA <<<"${EVAL_ARGS:-}"
+DATA=target/rh-data
+VENV=target/rh-venv
+
+# A venv because Debian's system pip refuses to touch the system Python (PEP 668).
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+mkdir -p "$DATA"
+# The wheel has pvlib/data/ only; the EPW, PVGIS, NSRDB and SolarAnywhere files are test
+# fixtures that ship in the sdist alone. Both are pinned, so a cached copy is final.
+[ -f "$DATA/pvlib-0.16.1-py3-none-any.whl" ] ||
+    "$VENV/bin/pip" download -q pvlib==0.16.1 --no-deps --only-binary :all: -d "$DATA"
+[ -f "$DATA/pvlib-0.16.1.tar.gz" ] ||
+    "$VENV/bin/pip" download -q pvlib==0.16.1 --no-deps --no-binary :all: -d "$DATA"
+
+# Regenerated every run (2 s) so the CSVs can never lag behind rh_series.py.
+rm -rf "$DATA/csv" "$DATA/json"
+mkdir -p "$DATA/json"
+"$VENV/bin/python" benches/rh_series.py "$DATA/csv" "$DATA" 2>/dev/null
+ref=../shared/data/greensboro_723170.csv  # the project's reference copy, when shared/ is beside us
+[ ! -f "$ref" ] || cmp -s "$ref" "$DATA/csv/greensboro_723170.csv" ||
+    echo "warning: $DATA/csv/greensboro_723170.csv differs from $ref" >&2
+
+for f in "$DATA"/csv/*.csv; do
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    name=$(basename "$f" .csv)
+    # Written under a temporary name so a failed run leaves no half JSON behind.
+    { "$BIN" evaluate --csv "$f" --json --models "$MODELS" "${EXTRA[@]}" \
+        >"$DATA/json/$name.tmp" 2>/dev/null && mv "$DATA/json/$name.tmp" "$DATA/json/$name.json"; } ||
+        echo "evaluate failed on $name" >&2 &
+done
+wait
+
+"$VENV/bin/python" - "$DATA" "$MODELS" <<'EOF'
+import json, pathlib, sys
+data, models = pathlib.Path(sys.argv[1]), sys.argv[2].split(",")
+cols = [(m, k) for m in models for k in ("mase_1_24", "mase_1_120")]
+print(f"{'series':<20} {'rows':>5}" + "".join(f" {m + ' ' + k[5:].replace('_', '-'):>16}" for m, k in cols) + "  chosen")
+sums = {c: [] for c in cols}
+for csv in sorted((data / "csv").glob("*.csv")):
+    out = data / "json" / (csv.stem + ".json")
+    if not out.exists():
+        print(f"{csv.stem:<20} evaluate failed")
+        continue
+    r = json.loads(out.read_text())
+    by = {m["model"]: m for m in r["models"]}
+    cells = []
+    for m, k in cols:
+        v = by.get(m, {}).get(k)  # a model the binary does not know has no row
+        if v is not None:
+            sums[(m, k)].append(v)
+        cells.append(f"{v:16.3f}" if v is not None else f"{'-':>16}")
+    print(f"{csv.stem:<20} {r['series']['rows']:>5} " + " ".join(cells) + f"  {r['chosen']}")
+print(f"{'mean':<20} {'':>5} " + " ".join(
+    f"{sum(v) / len(v):16.3f}" if v else f"{'-':>16}" for v in sums.values())
+    + f"  (over {max(map(len, sums.values()), default=0)} series)")
+EOF
