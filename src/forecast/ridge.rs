@@ -358,6 +358,28 @@ impl LinearCoefs {
     }
 }
 
+/// A horizon's linear model applied to row-major full feature rows: the persisted
+/// [`RidgeHorizon`] when serving, [`LinearCoefs`] during inner validation, so both go
+/// through the same `models::ridge_levels`.
+pub trait PredictRows {
+    fn predict_rows(&self, x: &[f64], width: usize) -> Result<Vec<f64>, ForecastError>;
+}
+
+impl PredictRows for LinearCoefs {
+    fn predict_rows(&self, x: &[f64], width: usize) -> Result<Vec<f64>, ForecastError> {
+        if width == 0 || x.len() % width != 0 {
+            return Err(ForecastError::PredictFailed("ridge: bad row width".into()));
+        }
+        Ok(x.chunks_exact(width).map(|r| self.predict_one(r)).collect())
+    }
+}
+
+impl PredictRows for RidgeHorizon {
+    fn predict_rows(&self, x: &[f64], width: usize) -> Result<Vec<f64>, ForecastError> {
+        self.predict(x, width)
+    }
+}
+
 /// One fitted horizon: smartcore coefficients on standardised features plus the scaling,
 /// and which columns of the full feature row it uses (chosen per block of horizons).
 #[derive(Debug, Serialize, Deserialize)]

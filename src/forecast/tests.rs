@@ -482,3 +482,41 @@ fn a_blend_fitted_on_a_short_history_has_valid_weights() {
     }
     assert_eq!(m.params.ridge_alpha.len(), cfg.horizon);
 }
+
+#[test]
+fn same_hour_smoothing_averages_a_day_either_side_after_the_first_day() {
+    // Period 2, horizons 1..=6; values grow geometrically so any wrong neighbour shows.
+    let f: Vec<Vec<f64>> = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+        .iter()
+        .map(|&v| vec![v, -v])
+        .collect();
+    let s = super::models::smooth_same_hour(&f, 2);
+    let want = [1.0, 2.0, 7.0, 14.0, 10.0, 20.0];
+    for (row, w) in s.iter().zip(want) {
+        assert_eq!(row, &vec![w, -w]);
+    }
+}
+
+#[test]
+fn a_short_forecast_is_the_start_of_the_full_one() {
+    // The smoothing of day 2 onwards looks a day past the requested horizon, so asking for
+    // fewer steps must not change the ones returned.
+    let cfg = ForecastConfig {
+        horizon: 72,
+        window_days: 3,
+        ..ForecastConfig::default()
+    };
+    let s = generate(&SyntheticSpec {
+        days: 40,
+        seed: 5,
+        gap_rate: 0.0,
+        ..SyntheticSpec::default()
+    });
+    let m = fit(&s, Algorithm::Ridge, &cfg).expect("fit");
+    let full = m.forecast(&s, 72).expect("full");
+    let short = m.forecast(&s, 30).expect("short");
+    assert_eq!(short.steps.len(), 30);
+    for (a, b) in short.steps.iter().zip(&full.steps) {
+        assert_eq!(a.value.to_bits(), b.value.to_bits(), "{a:?} vs {b:?}");
+    }
+}

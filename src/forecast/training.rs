@@ -15,10 +15,10 @@ use super::features::{ridge_column_sets, FeatureFrame, FeatureSpec, Transform, N
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
 use super::models::{
-    predict_levels, Algorithm, Estimator, FittedModel, Frames, ModelParams, MODEL_FORMAT_VERSION,
-    SMARTCORE_VERSION,
+    predict_levels, ridge_levels, smooth_same_hour, Algorithm, Estimator, FittedModel, Frames,
+    ModelParams, MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
 };
-use super::ridge::{horizon_stats, RidgeStats};
+use super::ridge::{horizon_stats, RidgeHorizon, RidgeStats};
 use super::series::causal_fill;
 use super::{ForecastConfig, ForecastError, Series};
 
@@ -300,7 +300,7 @@ fn fit_learned(
     let mut ridge_cols = Vec::new();
     let mut member_preds: Vec<Vec<Vec<f64>>> = Vec::new();
     if use_ridge {
-        let (alpha, cols, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
+        let (alpha, cols, preds) = validate_ridge(ctx, filled, &holdout, &origins, split, window)?;
         ridge_alpha = alpha;
         ridge_cols = cols;
         member_preds.push(preds);
@@ -358,20 +358,11 @@ fn fit_learned(
     let ridge = if ridge_alpha.is_empty() {
         None
     } else {
-        let sets = ridge_column_sets();
-        Some(
-            ridge_stats(ctx, n, window)?
-                .iter()
-                .zip(&ridge_alpha)
-                .zip(&ridge_cols)
-                .map(|((s, &alpha), &set)| {
-                    let cols = sets.get(set).ok_or_else(|| {
-                        ForecastError::FitFailed("ridge column set out of range".into())
-                    })?;
-                    s.subset(cols)?.fit(alpha)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        Some(fit_chosen_ridge(
+            &ridge_stats(ctx, n, window)?,
+            &ridge_alpha,
+            &ridge_cols,
+        )?)
     };
     let estimator = match (ridge, analog.clone()) {
         (Some(ridge), Some(analog)) => Estimator::Blend {
@@ -415,20 +406,23 @@ fn validate_analog(
         .iter()
         .map(|&t| neighbours(&ctx.raw, &table, filled, t, h_max, HOUR_WINDOW, max_k))
         .collect();
-    // preds_by_k[ki][h-1] aligned with the holdout pairs, original scale.
-    let preds_by_k: Vec<Vec<Vec<f64>>> = K_GRID
-        .iter()
-        .map(|&k| {
-            let mut all = vec![Vec::with_capacity(origins.len()); h_max];
-            for (&t, nb) in origins.iter().zip(&nbrs) {
-                let level = filled.level(t).unwrap_or(0.0);
-                for (row, d) in all.iter_mut().zip(mean_changes(&ctx.raw, nb, |_| k, h_max)) {
-                    row.push(transform.inverse(level + d));
-                }
+    // Held-out forecasts as `analog_levels` serves them (smoothed on the model's scale),
+    // aligned with the holdout pairs, original scale, for neighbour counts `k_at(h)`.
+    let served = |k_at: &dyn Fn(usize) -> usize| -> Vec<Vec<f64>> {
+        let mut all = vec![Vec::with_capacity(origins.len()); h_max];
+        for (&t, nb) in origins.iter().zip(&nbrs) {
+            let level = filled.level(t).unwrap_or(0.0);
+            for (row, d) in all.iter_mut().zip(mean_changes(&ctx.raw, nb, k_at, h_max)) {
+                row.push(level + d);
             }
-            holdout.align(origins, &all)
-        })
-        .collect();
+        }
+        let all: Vec<Vec<f64>> = smooth_same_hour(&all, ctx.spec.period)
+            .into_iter()
+            .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
+            .collect();
+        holdout.align(origins, &all)
+    };
+    let preds_by_k: Vec<Vec<Vec<f64>>> = K_GRID.iter().map(|&k| served(&|_| k)).collect();
     let abs_err = |ki: usize, h: usize| -> f64 {
         holdout.pairs[h]
             .iter()
@@ -437,7 +431,6 @@ fn validate_analog(
             .sum()
     };
     let mut k = vec![K_GRID[0]; h_max];
-    let mut preds = vec![Vec::new(); h_max];
     for (b, &first) in K_BLOCKS.iter().enumerate() {
         let lo = first - 1;
         let hi = K_BLOCKS.get(b + 1).map_or(h_max, |n| n - 1).min(h_max);
@@ -451,11 +444,10 @@ fn validate_analog(
                 ex.total_cmp(&ey)
             })
             .unwrap_or(0);
-        for h in lo..hi {
-            k[h] = K_GRID[best];
-            preds[h] = preds_by_k[best][h].clone();
-        }
+        k[lo..hi].fill(K_GRID[best]);
     }
+    // Smoothing mixes neighbouring blocks' counts, so the served forecasts are made anew.
+    let preds = served(&|h| k.get(h - 1).copied().unwrap_or(K_GRID[0]));
     (
         AnalogModel {
             k,
@@ -500,12 +492,14 @@ fn ridge_stats(
 
 /// Choose the ridge penalty and column set (one pair per block of horizons) on the
 /// held-out origins; returns them per horizon (the set as an index into
-/// [`ridge_column_sets`]) with the held-out predictions (original scale, aligned with the
-/// holdout pairs).
+/// [`ridge_column_sets`]) with the held-out predictions of the chosen models (original
+/// scale, aligned with the holdout pairs), made by the serving code path
+/// ([`ridge_levels`], smoothing included) from `origins`, the holdout's origins.
 fn validate_ridge(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
     holdout: &Holdout,
+    origins: &[usize],
     split: usize,
     window: usize,
 ) -> Result<RidgeChoice, ForecastError> {
@@ -514,7 +508,6 @@ fn validate_ridge(
     let sets = ridge_column_sets();
     // Candidates are (column set, penalty) pairs, index `s * RIDGE_ALPHAS.len() + a`.
     let n_cand = sets.len() * RIDGE_ALPHAS.len();
-    let mut preds: Vec<Vec<Vec<f64>>> = vec![Vec::new(); n_cand];
     let mut abs_err = vec![0.0; n_cand];
     let mut err_h: Vec<Vec<f64>> = Vec::new();
     for (st, pairs) in stats.iter().zip(&holdout.pairs) {
@@ -533,20 +526,17 @@ fn validate_ridge(
             for (ai, &alpha) in RIDGE_ALPHAS.iter().enumerate() {
                 let ci = si * RIDGE_ALPHAS.len() + ai;
                 let coefs = sub.solve(alpha)?;
-                let p: Vec<f64> = rows
-                    .iter()
-                    .map(|(row, level)| transform.inverse(level + coefs.predict_one(row)))
-                    .collect();
-                let e = p
+                let e = rows
                     .iter()
                     .zip(pairs)
-                    .map(|(f, (_, a))| (a - f).abs())
+                    .map(|((row, level), (_, a))| {
+                        (a - transform.inverse(level + coefs.predict_one(row))).abs()
+                    })
                     .sum::<f64>();
                 abs_err[ci] += e;
                 if let Some(last) = err_h.last_mut() {
                     last[ci] = e;
                 }
-                preds[ci].push(p);
             }
         }
     }
@@ -576,17 +566,54 @@ fn validate_ridge(
         chosen[lo..hi].fill(block);
     }
     tracing::debug!(?chosen, "ridge column sets and penalties chosen");
-    let alphas = chosen
+    let alphas: Vec<f64> = chosen
         .iter()
         .map(|&i| RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()])
         .collect();
-    let cols = chosen.iter().map(|&i| i / RIDGE_ALPHAS.len()).collect();
-    let preds = chosen
+    let cols: Vec<usize> = chosen.iter().map(|&i| i / RIDGE_ALPHAS.len()).collect();
+    // The choice was made on each horizon's own predictions; the held-out forecasts the
+    // blend weights and intervals are learned from are those the chosen models will serve.
+    let all_sets = ridge_column_sets();
+    let models = stats
         .iter()
-        .enumerate()
-        .map(|(h, &i)| std::mem::take(&mut preds[i][h]))
+        .zip(&chosen)
+        .map(|(st, &i)| {
+            let set = all_sets
+                .get(i / RIDGE_ALPHAS.len())
+                .ok_or_else(|| ForecastError::FitFailed("ridge column set out of range".into()))?;
+            st.subset(set)?.solve(RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let levels: Vec<f64> = origins
+        .iter()
+        .map(|&t| filled.level(t).unwrap_or(0.0))
         .collect();
-    Ok((alphas, cols, preds))
+    let all = ridge_levels(&models, filled, origins, &levels, h_max)?
+        .into_iter()
+        .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
+        .collect::<Vec<Vec<f64>>>();
+    Ok((alphas, cols, holdout.align(origins, &all)))
+}
+
+/// One ridge per horizon with its chosen penalty and column set (an index into
+/// [`ridge_column_sets`]).
+fn fit_chosen_ridge(
+    stats: &[RidgeStats],
+    alphas: &[f64],
+    sets: &[usize],
+) -> Result<Vec<RidgeHorizon>, ForecastError> {
+    let all = ridge_column_sets();
+    stats
+        .iter()
+        .zip(alphas)
+        .zip(sets)
+        .map(|((s, &alpha), &set)| {
+            let cols = all
+                .get(set)
+                .ok_or_else(|| ForecastError::FitFailed("ridge column set out of range".into()))?;
+            s.subset(cols)?.fit(alpha)
+        })
+        .collect()
 }
 
 /// Per-horizon penalties, column-set indices and held-out predictions.
