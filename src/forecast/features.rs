@@ -67,6 +67,13 @@ impl Transform {
             Transform::Log { lower } => z.min(700.0).exp_m1() + lower,
         }
     }
+
+    /// [`Transform::inverse`] of every forecast in an `[h-1][k]` matrix.
+    pub fn inverse_rows(self, rows: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+        rows.into_iter()
+            .map(|r| r.into_iter().map(|z| self.inverse(z)).collect())
+            .collect()
+    }
 }
 
 /// Columns of the origin-only row used by the linear model ([`FeatureFrame::lag_row`]):

@@ -18,7 +18,7 @@ use super::models::{
     predict_levels, ridge_levels, smooth_same_hour, Algorithm, Estimator, FittedModel, Frames,
     ModelParams, MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
 };
-use super::ridge::{horizon_stats, RidgeHorizon, RidgeStats};
+use super::ridge::{horizon_stats, RidgeStats};
 use super::series::causal_fill;
 use super::{ForecastConfig, ForecastError, Series};
 
@@ -289,12 +289,6 @@ fn fit_learned(
     let use_forest = matches!(algo, Algorithm::Forest);
     let use_analog = matches!(algo, Algorithm::Analog | Algorithm::Blend);
     let transform = ctx.spec.transform;
-    let inv = |v: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
-        v.into_iter()
-            .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
-            .collect()
-    };
-
     // Inner validation: fit on targets before `split`, forecast the held-out origins.
     let mut ridge_alpha = Vec::new();
     let mut ridge_cols = Vec::new();
@@ -317,7 +311,7 @@ fn fit_learned(
             .map(|&t| filled.level(t).unwrap_or(0.0))
             .collect();
         let all = super::models::forest_levels(&model, filled, &origins, &levels, h_max)?;
-        member_preds.push(inv(holdout.align(&origins, &all)));
+        member_preds.push(transform.inverse_rows(holdout.align(&origins, &all)));
     }
     let mut analog = None;
     if use_analog {
@@ -358,10 +352,11 @@ fn fit_learned(
     let ridge = if ridge_alpha.is_empty() {
         None
     } else {
-        Some(fit_chosen_ridge(
+        Some(chosen_ridge(
             &ridge_stats(ctx, n, window)?,
             &ridge_alpha,
             &ridge_cols,
+            RidgeStats::fit,
         )?)
     };
     let estimator = match (ridge, analog.clone()) {
@@ -416,10 +411,7 @@ fn validate_analog(
                 row.push(level + d);
             }
         }
-        let all: Vec<Vec<f64>> = smooth_same_hour(&all, ctx.spec.period)
-            .into_iter()
-            .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
-            .collect();
+        let all = transform.inverse_rows(smooth_same_hour(&all, ctx.spec.period));
         holdout.align(origins, &all)
     };
     let preds_by_k: Vec<Vec<Vec<f64>>> = K_GRID.iter().map(|&k| served(&|_| k)).collect();
@@ -573,35 +565,24 @@ fn validate_ridge(
     let cols: Vec<usize> = chosen.iter().map(|&i| i / RIDGE_ALPHAS.len()).collect();
     // The choice was made on each horizon's own predictions; the held-out forecasts the
     // blend weights and intervals are learned from are those the chosen models will serve.
-    let all_sets = ridge_column_sets();
-    let models = stats
-        .iter()
-        .zip(&chosen)
-        .map(|(st, &i)| {
-            let set = all_sets
-                .get(i / RIDGE_ALPHAS.len())
-                .ok_or_else(|| ForecastError::FitFailed("ridge column set out of range".into()))?;
-            st.subset(set)?.solve(RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()])
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let models = chosen_ridge(&stats, &alphas, &cols, RidgeStats::solve)?;
     let levels: Vec<f64> = origins
         .iter()
         .map(|&t| filled.level(t).unwrap_or(0.0))
         .collect();
-    let all = ridge_levels(&models, filled, origins, &levels, h_max)?
-        .into_iter()
-        .map(|r| r.into_iter().map(|z| transform.inverse(z)).collect())
-        .collect::<Vec<Vec<f64>>>();
+    let all = transform.inverse_rows(ridge_levels(&models, filled, origins, &levels, h_max)?);
     Ok((alphas, cols, holdout.align(origins, &all)))
 }
 
 /// One ridge per horizon with its chosen penalty and column set (an index into
-/// [`ridge_column_sets`]).
-fn fit_chosen_ridge(
+/// [`ridge_column_sets`]), made by `make`: [`RidgeStats::solve`] for the inner holdout,
+/// [`RidgeStats::fit`] for the persisted model.
+fn chosen_ridge<M>(
     stats: &[RidgeStats],
     alphas: &[f64],
     sets: &[usize],
-) -> Result<Vec<RidgeHorizon>, ForecastError> {
+    make: impl Fn(&RidgeStats, f64) -> Result<M, ForecastError>,
+) -> Result<Vec<M>, ForecastError> {
     let all = ridge_column_sets();
     stats
         .iter()
@@ -611,7 +592,7 @@ fn fit_chosen_ridge(
             let cols = all
                 .get(set)
                 .ok_or_else(|| ForecastError::FitFailed("ridge column set out of range".into()))?;
-            s.subset(cols)?.fit(alpha)
+            make(&s.subset(cols)?, alpha)
         })
         .collect()
 }
