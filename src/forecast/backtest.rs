@@ -37,6 +37,23 @@ pub(crate) fn origins(n: usize, period: usize, cfg: &ForecastConfig) -> Vec<usiz
         .collect()
 }
 
+/// The first origin of the backtest, or an error that says how much history it needs.
+pub(crate) fn first_origin(
+    n: usize,
+    period: usize,
+    cfg: &ForecastConfig,
+) -> Result<usize, ForecastError> {
+    origins(n, period, cfg).first().copied().ok_or_else(|| {
+        let needed = cfg.min_history_steps.max(2 * period) + cfg.horizon;
+        ForecastError::TooLittleData(format!(
+            "{n} steps leave no backtest origin: a horizon of {} needs at least {needed} \
+             steps ({:.1} days at this step)",
+            cfg.horizon,
+            needed as f64 / period.max(1) as f64
+        ))
+    })
+}
+
 /// Rolling-origin backtest of `algo` on `series` (see the module docs).
 pub fn backtest(
     series: &Series,
@@ -56,14 +73,8 @@ pub fn backtest_with(
     cfg.validate()?;
     super::training::check_finite(&series.values)?;
     let period = period_for_step(series.step_secs);
+    let o0 = first_origin(series.len(), period, cfg)?;
     let origins = origins(series.len(), period, cfg);
-    let Some(&o0) = origins.first() else {
-        return Err(ForecastError::TooLittleData(format!(
-            "{} steps leave no backtest origin for horizon {}",
-            series.len(),
-            cfg.horizon
-        )));
-    };
     let scale = mase_scale(&series.values, o0, period)?;
     let mut acc = Accumulator::new(cfg.horizon, scale);
     let start_unix = series.start_unix();

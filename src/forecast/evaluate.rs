@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::backtest::{backtest_with, origins, select};
+use super::backtest::{backtest_with, first_origin, select};
 use super::features::period_for_step;
 use super::models::Algorithm;
 use super::training::TrainOptions;
@@ -126,10 +126,7 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     let train = TrainOptions::default();
 
     let period = period_for_step(series.step_secs);
-    let o0 = origins(series.len(), period, &cfg)
-        .first()
-        .copied()
-        .ok_or_else(|| ForecastError::TooLittleData("no backtest origin".into()))?;
+    let o0 = first_origin(series.len(), period, &cfg)?;
     let (chosen, _) = select(&series.head(o0), &models, &cfg, &train);
     tracing::info!(%chosen, "selected on the history before the scored window");
 

@@ -520,3 +520,15 @@ fn a_short_forecast_is_the_start_of_the_full_one() {
         assert_eq!(a.value.to_bits(), b.value.to_bits(), "{a:?} vs {b:?}");
     }
 }
+
+#[test]
+fn a_series_too_short_to_backtest_is_told_how_much_history_it_needs() {
+    let cfg = ForecastConfig::default();
+    let short = hourly(vec![Some(50.0); 100]);
+    let Err(ForecastError::TooLittleData(msg)) = backtest(&short, Algorithm::Naive, &cfg) else {
+        panic!("a 100-step series cannot be backtested at horizon 120");
+    };
+    // 14 days of least history plus the 120-step horizon.
+    assert!(msg.contains("100 steps"), "{msg}");
+    assert!(msg.contains("at least 456 steps (19.0 days"), "{msg}");
+}
