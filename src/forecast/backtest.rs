@@ -28,30 +28,40 @@ pub struct Trained {
 /// The origins of the protocol for a series of `n` steps.
 pub(crate) fn origins(n: usize, period: usize, cfg: &ForecastConfig) -> Vec<usize> {
     let window = cfg.window_days as usize * period;
-    // On short series the window is cut so the first origin still has a little history.
-    let min_first = cfg.min_history_steps.max(2 * period);
-    let o0 = n.saturating_sub(window).max(min_first);
+    let o0 = n.saturating_sub(window).max(least_history(period, cfg));
     (o0..)
         .step_by(period.max(1))
         .take_while(|o| o + cfg.horizon <= n)
         .collect()
 }
 
-/// The first origin of the backtest, or an error that says how much history it needs.
+/// History before the first origin. On short series the window is cut so the first origin
+/// still has a little history.
+fn least_history(period: usize, cfg: &ForecastConfig) -> usize {
+    cfg.min_history_steps.max(2 * period)
+}
+
+/// The first origin of the backtest, or the error [`too_short`] gives.
 pub(crate) fn first_origin(
     n: usize,
     period: usize,
     cfg: &ForecastConfig,
 ) -> Result<usize, ForecastError> {
-    origins(n, period, cfg).first().copied().ok_or_else(|| {
-        let needed = cfg.min_history_steps.max(2 * period) + cfg.horizon;
-        ForecastError::TooLittleData(format!(
-            "{n} steps leave no backtest origin: a horizon of {} needs at least {needed} \
-             steps ({:.1} days at this step)",
-            cfg.horizon,
-            needed as f64 / period.max(1) as f64
-        ))
-    })
+    origins(n, period, cfg)
+        .first()
+        .copied()
+        .ok_or_else(|| too_short(n, period, cfg))
+}
+
+/// A series of `n` steps has no origin: say how much history the horizon needs.
+fn too_short(n: usize, period: usize, cfg: &ForecastConfig) -> ForecastError {
+    let needed = least_history(period, cfg) + cfg.horizon;
+    ForecastError::TooLittleData(format!(
+        "{n} steps leave no backtest origin: a horizon of {} needs at least {needed} steps \
+         ({:.1} days at this step)",
+        cfg.horizon,
+        needed as f64 / period.max(1) as f64
+    ))
 }
 
 /// Rolling-origin backtest of `algo` on `series` (see the module docs).
@@ -73,8 +83,10 @@ pub fn backtest_with(
     cfg.validate()?;
     super::training::check_finite(&series.values)?;
     let period = period_for_step(series.step_secs);
-    let o0 = first_origin(series.len(), period, cfg)?;
     let origins = origins(series.len(), period, cfg);
+    let Some(&o0) = origins.first() else {
+        return Err(too_short(series.len(), period, cfg));
+    };
     let scale = mase_scale(&series.values, o0, period)?;
     let mut acc = Accumulator::new(cfg.horizon, scale);
     let start_unix = series.start_unix();

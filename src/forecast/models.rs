@@ -449,9 +449,8 @@ pub(crate) fn smooth_same_hour(f: &[Vec<f64>], period: usize) -> Vec<Vec<f64>> {
             if h < period {
                 return f[h].clone();
             }
-            let around: Vec<&Vec<f64>> = [Some(h - period), Some(h), h.checked_add(period)]
+            let around: Vec<&Vec<f64>> = [h - period, h, h + period]
                 .into_iter()
-                .flatten()
                 .filter_map(|i| f.get(i))
                 .collect();
             let n = around.len() as f64;

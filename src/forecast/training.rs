@@ -181,13 +181,17 @@ struct Fitted {
 
 /// Held-out (origin, actual) pairs per horizon: `pairs[h-1]`.
 struct Holdout {
+    /// The forecast origins, `first..n-1` every `stride` steps.
+    origins: Vec<usize>,
+    stride: usize,
+    /// Per horizon, the origins whose target is observed, with that target.
     pairs: Vec<Vec<(usize, f64)>>,
 }
 
 impl Holdout {
-    /// Origins `first..n-1` every `stride` steps whose target is observed.
     fn new(ctx: &Context<'_>, first: usize, stride: usize) -> Self {
         let h_max = ctx.cfg.horizon;
+        let origins = (first..ctx.n.saturating_sub(1)).step_by(stride).collect();
         let pairs = (1..=h_max)
             .map(|h| {
                 (first..ctx.n.saturating_sub(h))
@@ -196,7 +200,19 @@ impl Holdout {
                     .collect()
             })
             .collect();
-        Holdout { pairs }
+        Holdout {
+            origins,
+            stride,
+            pairs,
+        }
+    }
+
+    /// The (causally filled) level at each origin, which forecasts are changes from.
+    fn levels(&self, filled: &FeatureFrame<'_>) -> Vec<f64> {
+        self.origins
+            .iter()
+            .map(|&t| filled.level(t).unwrap_or(0.0))
+            .collect()
     }
 
     /// Residuals `actual - prediction` per horizon.
@@ -208,14 +224,17 @@ impl Holdout {
             .collect()
     }
 
-    /// Predictions aligned with `pairs` from a full origins × horizon prediction.
-    fn align(&self, origins: &[usize], all: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        let first = origins.first().copied().unwrap_or(0);
-        let stride = origins.get(1).map_or(1, |s| s - first).max(1);
+    /// Predictions aligned with `pairs` from a full `origins` × horizon prediction.
+    fn align(&self, all: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let first = self.origins.first().copied().unwrap_or(0);
         self.pairs
             .iter()
             .zip(all)
-            .map(|(p, row)| p.iter().map(|(t, _)| row[(t - first) / stride]).collect())
+            .map(|(p, row)| {
+                p.iter()
+                    .map(|(t, _)| row[(t - first) / self.stride])
+                    .collect()
+            })
             .collect()
     }
 }
@@ -232,8 +251,7 @@ fn fit_baseline(
     // No fitting: every past origin is out of sample, so calibrate on the latest ones.
     let first = ctx.n.saturating_sub(CALIBRATION_DAYS * ctx.spec.period + 1);
     let holdout = Holdout::new(ctx, first, 1);
-    let origins: Vec<usize> = (first..ctx.n.saturating_sub(1)).collect();
-    let residuals = if origins.is_empty() {
+    let residuals = if holdout.origins.is_empty() {
         vec![Vec::new(); ctx.cfg.horizon]
     } else {
         let frames = Frames {
@@ -243,11 +261,11 @@ fn fit_baseline(
         let all = predict_levels(
             &estimator,
             &frames,
-            &origins,
+            &holdout.origins,
             ctx.cfg.horizon,
             ctx.spec.transform,
         )?;
-        holdout.residuals(&holdout.align(&origins, &all))
+        holdout.residuals(&holdout.align(&all))
     };
     Ok(Fitted {
         params: ModelParams {
@@ -283,7 +301,6 @@ fn fit_learned(
     let split = n - cal;
     let window = ctx.opts.train_window_days * p;
     let mut holdout = Holdout::new(ctx, split - 1, CALIBRATION_STRIDE);
-    let mut origins: Vec<usize> = (split - 1..n - 1).step_by(CALIBRATION_STRIDE).collect();
 
     let use_ridge = matches!(algo, Algorithm::Ridge | Algorithm::Blend);
     let use_forest = matches!(algo, Algorithm::Forest);
@@ -294,7 +311,7 @@ fn fit_learned(
     let mut ridge_cols = Vec::new();
     let mut member_preds: Vec<Vec<Vec<f64>>> = Vec::new();
     if use_ridge {
-        let (alpha, cols, preds) = validate_ridge(ctx, filled, &holdout, &origins, split, window)?;
+        let (alpha, cols, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
         ridge_alpha = alpha;
         ridge_cols = cols;
         member_preds.push(preds);
@@ -302,20 +319,14 @@ fn fit_learned(
     if use_forest {
         // Forest predictions are the costly part, so its holdout is thinned further.
         holdout = Holdout::new(ctx, split - 1, FOREST_CALIBRATION_STRIDE);
-        origins = (split - 1..n - 1)
-            .step_by(FOREST_CALIBRATION_STRIDE)
-            .collect();
         let model = fit_forest(ctx, split, window)?;
-        let levels: Vec<f64> = origins
-            .iter()
-            .map(|&t| filled.level(t).unwrap_or(0.0))
-            .collect();
-        let all = super::models::forest_levels(&model, filled, &origins, &levels, h_max)?;
-        member_preds.push(transform.inverse_rows(holdout.align(&origins, &all)));
+        let levels = holdout.levels(filled);
+        let all = super::models::forest_levels(&model, filled, &holdout.origins, &levels, h_max)?;
+        member_preds.push(transform.inverse_rows(holdout.align(&all)));
     }
     let mut analog = None;
     if use_analog {
-        let (model, preds) = validate_analog(ctx, filled, &holdout, &origins);
+        let (model, preds) = validate_analog(ctx, filled, &holdout);
         analog = Some(model);
         member_preds.push(preds);
     }
@@ -324,10 +335,13 @@ fn fit_learned(
     let preds = match <[Vec<Vec<f64>>; 2]>::try_from(member_preds) {
         Ok([r, a]) => {
             // The Blend: learn its member weights on the same held-out origins.
-            let c = holdout.align(
-                &origins,
-                &climatology_levels(filled, &origins, h_max, clim_days, transform),
-            );
+            let c = holdout.align(&climatology_levels(
+                filled,
+                &holdout.origins,
+                h_max,
+                clim_days,
+                transform,
+            ));
             let members = [r, a, c];
             let actual: Vec<Vec<f64>> = holdout
                 .pairs
@@ -391,8 +405,8 @@ fn validate_analog(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
     holdout: &Holdout,
-    origins: &[usize],
 ) -> (AnalogModel, Vec<Vec<f64>>) {
+    let origins = &holdout.origins;
     let h_max = ctx.cfg.horizon;
     let transform = ctx.spec.transform;
     let max_k = K_GRID.iter().copied().max().unwrap_or(1);
@@ -403,16 +417,16 @@ fn validate_analog(
         .collect();
     // Held-out forecasts as `analog_levels` serves them (smoothed on the model's scale),
     // aligned with the holdout pairs, original scale, for neighbour counts `k_at(h)`.
+    let levels = holdout.levels(filled);
     let served = |k_at: &dyn Fn(usize) -> usize| -> Vec<Vec<f64>> {
         let mut all = vec![Vec::with_capacity(origins.len()); h_max];
-        for (&t, nb) in origins.iter().zip(&nbrs) {
-            let level = filled.level(t).unwrap_or(0.0);
+        for (&level, nb) in levels.iter().zip(&nbrs) {
             for (row, d) in all.iter_mut().zip(mean_changes(&ctx.raw, nb, k_at, h_max)) {
                 row.push(level + d);
             }
         }
         let all = transform.inverse_rows(smooth_same_hour(&all, ctx.spec.period));
-        holdout.align(origins, &all)
+        holdout.align(&all)
     };
     let preds_by_k: Vec<Vec<Vec<f64>>> = K_GRID.iter().map(|&k| served(&|_| k)).collect();
     let abs_err = |ki: usize, h: usize| -> f64 {
@@ -486,12 +500,11 @@ fn ridge_stats(
 /// held-out origins; returns them per horizon (the set as an index into
 /// [`ridge_column_sets`]) with the held-out predictions of the chosen models (original
 /// scale, aligned with the holdout pairs), made by the serving code path
-/// ([`ridge_levels`], smoothing included) from `origins`, the holdout's origins.
+/// ([`ridge_levels`], smoothing included).
 fn validate_ridge(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
     holdout: &Holdout,
-    origins: &[usize],
     split: usize,
     window: usize,
 ) -> Result<RidgeChoice, ForecastError> {
@@ -566,12 +579,9 @@ fn validate_ridge(
     // The choice was made on each horizon's own predictions; the held-out forecasts the
     // blend weights and intervals are learned from are those the chosen models will serve.
     let models = chosen_ridge(&stats, &alphas, &cols, RidgeStats::solve)?;
-    let levels: Vec<f64> = origins
-        .iter()
-        .map(|&t| filled.level(t).unwrap_or(0.0))
-        .collect();
-    let all = transform.inverse_rows(ridge_levels(&models, filled, origins, &levels, h_max)?);
-    Ok((alphas, cols, holdout.align(origins, &all)))
+    let levels = holdout.levels(filled);
+    let all = ridge_levels(&models, filled, &holdout.origins, &levels, h_max)?;
+    Ok((alphas, cols, holdout.align(&transform.inverse_rows(all))))
 }
 
 /// One ridge per horizon with its chosen penalty and column set (an index into
