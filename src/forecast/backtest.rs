@@ -53,8 +53,19 @@ pub(crate) fn first_origin(
         .ok_or_else(|| too_short(n, period, cfg))
 }
 
-/// A series of `n` steps has no origin: say how much history the horizon needs.
+/// A series of `n` steps has no origin: either the window is shorter than the horizon (no
+/// origin in it has its actuals) or the series is; say which, and what would do.
 fn too_short(n: usize, period: usize, cfg: &ForecastConfig) -> ForecastError {
+    let window = cfg.window_days as usize * period;
+    if window < cfg.horizon {
+        return ForecastError::InvalidConfig(format!(
+            "a backtest window of {} days ({window} steps) is shorter than the horizon of {} \
+             steps, so no origin in it has its actuals: use a window of at least {} days",
+            cfg.window_days,
+            cfg.horizon,
+            cfg.horizon.div_ceil(period.max(1))
+        ));
+    }
     let needed = least_history(period, cfg) + cfg.horizon;
     ForecastError::TooLittleData(format!(
         "{n} steps leave no backtest origin: a horizon of {} needs at least {needed} steps \

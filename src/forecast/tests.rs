@@ -532,3 +532,18 @@ fn a_series_too_short_to_backtest_is_told_how_much_history_it_needs() {
     assert!(msg.contains("100 steps"), "{msg}");
     assert!(msg.contains("at least 456 steps (19.0 days"), "{msg}");
 }
+
+#[test]
+fn a_window_shorter_than_the_horizon_is_named_as_the_problem_not_the_history() {
+    let cfg = ForecastConfig {
+        window_days: 3,
+        ..ForecastConfig::default()
+    };
+    // Ample history: only the 72-step window is too short for the 120-step horizon.
+    let long = hourly(vec![Some(50.0); 24 * 60]);
+    let Err(ForecastError::InvalidConfig(msg)) = backtest(&long, Algorithm::Naive, &cfg) else {
+        panic!("a 3-day window has no origin with 120 actuals after it");
+    };
+    assert!(msg.contains("window of 3 days (72 steps)"), "{msg}");
+    assert!(msg.contains("at least 5 days"), "{msg}");
+}
