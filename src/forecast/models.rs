@@ -7,7 +7,7 @@ use bincode::Options;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::analog::{descriptors, mean_changes, neighbours, AnalogModel};
+use super::analog::{descriptors, neighbours, pooled_changes, AnalogModel, Pooling, Summary};
 use super::combine::{climatology_levels, combine, MEMBERS};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
@@ -22,9 +22,10 @@ pub use super::training::fit;
 /// 2: the Blend has three members (ridge, analog, climatology) with learned weights.
 /// 4: ridge and analog forecasts are smoothed across days at the same time of day
 /// (`smooth_same_hour`), so weights and intervals fitted to unsmoothed members are refused.
+/// 5: the analog pools its neighbours by mean or median per horizon (`Pooling`).
 /// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
 /// serves the baseline and queues a refit).
-pub const MODEL_FORMAT_VERSION: u32 = 4;
+pub const MODEL_FORMAT_VERSION: u32 = 5;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
@@ -471,12 +472,12 @@ pub(crate) fn analog_levels(
     horizon: usize,
 ) -> Vec<Vec<f64>> {
     let period = frames.filled.period();
-    let reach = (horizon + period).min(model.k.len()).max(horizon);
+    let reach = (horizon + period).min(model.pooling.len()).max(horizon);
     let mut out = vec![Vec::with_capacity(origins.len()); reach];
     let end = origins.iter().max().map_or(0, |t| t + 1);
     let table = descriptors(frames.raw, end);
     for (&t, &level) in origins.iter().zip(levels) {
-        let max_k = model.k.iter().copied().max().unwrap_or(1);
+        let max_k = model.max_k();
         let nbrs = neighbours(
             frames.raw,
             &table,
@@ -486,8 +487,13 @@ pub(crate) fn analog_levels(
             model.hour_window,
             max_k,
         );
-        let k_at = |h: usize| model.k.get(h - 1).copied().unwrap_or(max_k);
-        let changes = mean_changes(frames.raw, &nbrs, k_at, reach);
+        let pooling_at = |h: usize| {
+            model.pooling.get(h - 1).copied().unwrap_or(Pooling {
+                k: max_k,
+                summary: Summary::Mean,
+            })
+        };
+        let changes = pooled_changes(frames.raw, &nbrs, pooling_at, reach);
         for (row, d) in out.iter_mut().zip(changes) {
             row.push(level + d);
         }

@@ -8,7 +8,8 @@
 //! inside an outer backtest the intervals never peek past the origin.
 
 use super::analog::{
-    descriptors, mean_changes, neighbours, AnalogModel, HOUR_WINDOW, K_BLOCKS, K_GRID,
+    descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, Summary, HOUR_WINDOW,
+    K_BLOCKS, K_GRID,
 };
 use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
 use super::features::{ridge_column_sets, FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
@@ -399,8 +400,8 @@ fn fit_learned(
     })
 }
 
-/// Choose the analog neighbour count on the held-out origins (each searches only its own
-/// past); returns the model and its held-out predictions (original scale).
+/// Choose how the analog pools its neighbours (how many, mean or median) per block of
+/// horizons on the held-out origins (each searches only its own past); returns the model and its held-out predictions (original scale).
 fn validate_analog(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
@@ -415,48 +416,70 @@ fn validate_analog(
         .iter()
         .map(|&t| neighbours(&ctx.raw, &table, filled, t, h_max, HOUR_WINDOW, max_k))
         .collect();
+    const FIRST_POOLING: Pooling = Pooling {
+        k: K_GRID[0],
+        summary: Summary::Mean,
+    };
+    let candidates: Vec<Pooling> = Summary::ALL
+        .iter()
+        .flat_map(|&summary| K_GRID.iter().map(move |&k| Pooling { k, summary }))
+        .collect();
+    // changes[o][c][h-1]: origin `o`'s pooled change under candidate `c`.
+    let changes: Vec<Vec<Vec<f64>>> = nbrs
+        .iter()
+        .map(|nb| pooled_changes_grid(&ctx.raw, nb, &candidates, h_max))
+        .collect();
     // Held-out forecasts as `analog_levels` serves them (smoothed on the model's scale),
-    // aligned with the holdout pairs, original scale, for neighbour counts `k_at(h)`.
+    // aligned with the holdout pairs, original scale, for candidate `pick(h)` at horizon h.
     let levels = holdout.levels(filled);
-    let served = |k_at: &dyn Fn(usize) -> usize| -> Vec<Vec<f64>> {
-        let mut all = vec![Vec::with_capacity(origins.len()); h_max];
-        for (&level, nb) in levels.iter().zip(&nbrs) {
-            for (row, d) in all.iter_mut().zip(mean_changes(&ctx.raw, nb, k_at, h_max)) {
-                row.push(level + d);
-            }
-        }
+    let served = |pick: &dyn Fn(usize) -> usize| -> Vec<Vec<f64>> {
+        let all: Vec<Vec<f64>> = (0..h_max)
+            .map(|h| {
+                let c = pick(h + 1);
+                levels
+                    .iter()
+                    .zip(&changes)
+                    .map(|(level, ch)| level + ch.get(c).and_then(|row| row.get(h)).unwrap_or(&0.0))
+                    .collect()
+            })
+            .collect();
         let all = transform.inverse_rows(smooth_same_hour(&all, ctx.spec.period));
         holdout.align(&all)
     };
-    let preds_by_k: Vec<Vec<Vec<f64>>> = K_GRID.iter().map(|&k| served(&|_| k)).collect();
-    let abs_err = |ki: usize, h: usize| -> f64 {
+    let preds_by_candidate: Vec<Vec<Vec<f64>>> =
+        (0..candidates.len()).map(|c| served(&|_| c)).collect();
+    let abs_err = |ci: usize, h: usize| -> f64 {
         holdout.pairs[h]
             .iter()
-            .zip(&preds_by_k[ki][h])
+            .zip(&preds_by_candidate[ci][h])
             .map(|((_, a), f)| (a - f).abs())
             .sum()
     };
-    let mut k = vec![K_GRID[0]; h_max];
+    let mut chosen = vec![0; h_max];
     for (b, &first) in K_BLOCKS.iter().enumerate() {
         let lo = first - 1;
         let hi = K_BLOCKS.get(b + 1).map_or(h_max, |n| n - 1).min(h_max);
         if lo >= hi {
             continue;
         }
-        let best = (0..K_GRID.len())
+        let best = (0..candidates.len())
             .min_by(|&x, &y| {
                 let ex: f64 = (lo..hi).map(|h| abs_err(x, h)).sum();
                 let ey: f64 = (lo..hi).map(|h| abs_err(y, h)).sum();
                 ex.total_cmp(&ey)
             })
             .unwrap_or(0);
-        k[lo..hi].fill(K_GRID[best]);
+        chosen[lo..hi].fill(best);
     }
-    // Smoothing mixes neighbouring blocks' counts, so the served forecasts are made anew.
-    let preds = served(&|h| k.get(h - 1).copied().unwrap_or(K_GRID[0]));
+    // Smoothing mixes neighbouring blocks' pooling, so the served forecasts are made anew.
+    let preds = served(&|h| chosen.get(h - 1).copied().unwrap_or(0));
+    let pooling = chosen
+        .iter()
+        .map(|&c| candidates.get(c).copied().unwrap_or(FIRST_POOLING))
+        .collect();
     (
         AnalogModel {
-            k,
+            pooling,
             hour_window: HOUR_WINDOW,
         },
         preds,
