@@ -39,6 +39,16 @@ pub struct Pooling {
     pub summary: Summary,
 }
 
+impl Pooling {
+    /// Every pooling inner validation tries: each summary with each of [`K_GRID`].
+    pub fn grid() -> Vec<Pooling> {
+        Summary::ALL
+            .iter()
+            .flat_map(|&summary| K_GRID.iter().map(move |&k| Pooling { k, summary }))
+            .collect()
+    }
+}
+
 /// The median is the best constant under absolute error and ignores the odd neighbour whose
 /// rain or fog came at another moment; the mean uses every neighbour's size. Which one
 /// forecasts a sensor better is a property of its climate, so inner validation picks it
@@ -243,10 +253,7 @@ mod tests {
             "too few neighbours to compare: {}",
             nbrs.len()
         );
-        let candidates: Vec<Pooling> = Summary::ALL
-            .iter()
-            .flat_map(|&summary| K_GRID.iter().map(move |&k| Pooling { k, summary }))
-            .collect();
+        let candidates = Pooling::grid();
         let grid = pooled_changes_grid(&raw, &nbrs, &candidates, 48);
         for (row, &p) in grid.iter().zip(&candidates) {
             assert_eq!(row, &pooled_changes(&raw, &nbrs, |_| p, 48), "{p:?}");

@@ -401,7 +401,8 @@ fn fit_learned(
 }
 
 /// Choose how the analog pools its neighbours (how many, mean or median) per block of
-/// horizons on the held-out origins (each searches only its own past); returns the model and its held-out predictions (original scale).
+/// horizons on the held-out origins (each searches only its own past); returns the model and
+/// its held-out predictions (original scale).
 fn validate_analog(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
@@ -420,10 +421,7 @@ fn validate_analog(
         k: K_GRID[0],
         summary: Summary::Mean,
     };
-    let candidates: Vec<Pooling> = Summary::ALL
-        .iter()
-        .flat_map(|&summary| K_GRID.iter().map(move |&k| Pooling { k, summary }))
-        .collect();
+    let candidates = Pooling::grid();
     // changes[o][c][h-1]: origin `o`'s pooled change under candidate `c`.
     let changes: Vec<Vec<Vec<f64>>> = nbrs
         .iter()
