@@ -88,7 +88,7 @@ pub const N_SHORT_LAG_FEATURES: usize = 29 + 2 * INTERACTED.len();
 /// at 1.6× the cost; adding a second harmonic gained nothing.)
 const INTERACTED: [usize; 11] = [0, 1, 2, 3, 6, 12, 18, 23, 24, 25, 26];
 /// Lags (and profile offsets) per day covered by the linear row.
-const LAGS_PER_DAY: usize = 24;
+pub(crate) const LAGS_PER_DAY: usize = 24;
 
 /// What a fitted model needs to rebuild its features exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

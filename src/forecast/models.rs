@@ -23,9 +23,11 @@ pub use super::training::fit;
 /// 4: ridge and analog forecasts are smoothed across days at the same time of day
 /// (`smooth_same_hour`), so weights and intervals fitted to unsmoothed members are refused.
 /// 5: the analog pools its neighbours by mean or median per horizon (`Pooling`).
+/// 6: the analog weighs recent lags more in its distance (`analog::RECENCY_LAGS`), so its
+/// chosen pooling and the Blend's weights were fitted to other neighbours.
 /// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
 /// serves the baseline and queues a refit).
-pub const MODEL_FORMAT_VERSION: u32 = 5;
+pub const MODEL_FORMAT_VERSION: u32 = 6;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
