@@ -17,7 +17,8 @@ pub const DESCRIPTOR: usize = 27;
 /// The differences from the level at lags 1..=24 (in 24ths of a day) count in the distance
 /// with weight `exp(-lag / RECENCY_LAGS)`: what the last hours did says more about what comes
 /// next than the shape of the night before. Equal weights were worse on five of seven
-/// held-out stations (6 and 8 weighed the last hours too heavily on three).
+/// held-out stations at 1-24 h and six at 1-120 h; 8 and 4 weighed the last hours too
+/// heavily (worse at 1-24 h on four and five stations).
 const RECENCY_LAGS: f64 = 12.0;
 
 /// The descriptor of a linear row, scaled so that plain Euclidean distance applies the
