@@ -153,6 +153,17 @@ fn bad_cron_expression_names_the_key() {
 }
 
 #[test]
+fn a_backtest_window_shorter_than_the_horizon_is_refused_at_load() {
+    let err = load_err("[forecast]\nwindow_days = 3\n", &[]);
+    assert!(err.contains("forecast.window_days"), "{err}");
+    assert!(err.contains("use at least 5 days"), "{err}");
+    // Five days hold exactly one 120-step horizon: accepted.
+    let f = file_with("[forecast]\nwindow_days = 5\n");
+    let s = Settings::load(Some(f.path()), env(&[])).expect("5 days hold one origin");
+    assert_eq!(s.forecast.window_days, 5);
+}
+
+#[test]
 fn bad_base_path_is_refused() {
     let err = load_err("[server]\nbase_path = \"hygrocast/\"\n", &[]);
     assert!(err.contains("server.base_path"), "{err}");

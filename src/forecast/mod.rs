@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 pub use analog::AnalogModel;
 pub use backtest::{backtest, backtest_with, select_and_fit, Trained};
 pub use evaluate::{evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary};
-pub use features::{FeatureSpec, Transform};
+pub use features::{period_for_step, FeatureSpec, Transform};
 pub use forest::ForestParams;
 pub use intervals::HorizonQuantiles;
 pub use metrics::{mase_scale, Metrics};
