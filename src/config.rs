@@ -476,21 +476,14 @@ impl Settings {
         if self.forecast.horizon == 0 {
             return Err(invalid("forecast.horizon", "must be at least 1".into()));
         }
-        // The backtest's origins need `horizon` steps of actuals inside the window; a shorter
-        // window would make every training run skip every candidate.
+        // A shorter window would make every training run skip every candidate.
         let per_day = crate::forecast::period_for_step(self.forecast.step_secs);
-        let window = self.forecast.window_days as usize * per_day;
-        if window < self.forecast.horizon {
-            return Err(invalid(
-                "forecast.window_days",
-                format!(
-                    "{} days ({window} steps) is shorter than forecast.horizon ({} steps), so \
-                     the backtest would have no origin: use at least {} days",
-                    self.forecast.window_days,
-                    self.forecast.horizon,
-                    self.forecast.horizon.div_ceil(per_day)
-                ),
-            ));
+        if let Some(why) = crate::forecast::window_shortfall(
+            self.forecast.window_days,
+            per_day,
+            self.forecast.horizon,
+        ) {
+            return Err(invalid("forecast.window_days", why));
         }
         for name in &self.forecast.candidates {
             name.parse::<crate::forecast::Algorithm>().map_err(|_| {

@@ -53,18 +53,26 @@ pub(crate) fn first_origin(
         .ok_or_else(|| too_short(n, period, cfg))
 }
 
+/// Why a window of `window_days` days (`period` steps each) holds no origin with a
+/// `horizon` of actuals after it, or `None` when it does. One rule for the backtest and for
+/// the server's configuration check.
+pub fn window_shortfall(window_days: u32, period: usize, horizon: usize) -> Option<String> {
+    let window = window_days as usize * period;
+    (window < horizon).then(|| {
+        format!(
+            "a backtest window of {window_days} days ({window} steps) is shorter than the \
+             horizon of {horizon} steps, so no origin in it has its actuals: use at least {} \
+             days",
+            horizon.div_ceil(period.max(1))
+        )
+    })
+}
+
 /// A series of `n` steps has no origin: either the window is shorter than the horizon (no
 /// origin in it has its actuals) or the series is; say which, and what would do.
 fn too_short(n: usize, period: usize, cfg: &ForecastConfig) -> ForecastError {
-    let window = cfg.window_days as usize * period;
-    if window < cfg.horizon {
-        return ForecastError::InvalidConfig(format!(
-            "a backtest window of {} days ({window} steps) is shorter than the horizon of {} \
-             steps, so no origin in it has its actuals: use a window of at least {} days",
-            cfg.window_days,
-            cfg.horizon,
-            cfg.horizon.div_ceil(period.max(1))
-        ));
+    if let Some(why) = window_shortfall(cfg.window_days, period, cfg.horizon) {
+        return ForecastError::InvalidConfig(why);
     }
     let needed = least_history(period, cfg) + cfg.horizon;
     ForecastError::TooLittleData(format!(

@@ -8,8 +8,7 @@
 //! inside an outer backtest the intervals never peek past the origin.
 
 use super::analog::{
-    descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, Summary, HOUR_WINDOW,
-    K_BLOCKS, K_GRID,
+    descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
 use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
 use super::features::{ridge_column_sets, FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
@@ -411,17 +410,13 @@ fn validate_analog(
     let origins = &holdout.origins;
     let h_max = ctx.cfg.horizon;
     let transform = ctx.spec.transform;
-    let max_k = K_GRID.iter().copied().max().unwrap_or(1);
+    let candidates = Pooling::grid();
+    let max_k = candidates.iter().map(|p| p.k).max().unwrap_or(1);
     let table = descriptors(&ctx.raw, ctx.n);
     let nbrs: Vec<Vec<usize>> = origins
         .iter()
         .map(|&t| neighbours(&ctx.raw, &table, filled, t, h_max, HOUR_WINDOW, max_k))
         .collect();
-    const FIRST_POOLING: Pooling = Pooling {
-        k: K_GRID[0],
-        summary: Summary::Mean,
-    };
-    let candidates = Pooling::grid();
     // changes[o][c][h-1]: origin `o`'s pooled change under candidate `c`.
     let changes: Vec<Vec<Vec<f64>>> = nbrs
         .iter()
@@ -471,9 +466,10 @@ fn validate_analog(
     }
     // Smoothing mixes neighbouring blocks' pooling, so the served forecasts are made anew.
     let preds = served(&|h| chosen.get(h - 1).copied().unwrap_or(0));
+    // `chosen` holds indices of `candidates`, so none is dropped.
     let pooling = chosen
         .iter()
-        .map(|&c| candidates.get(c).copied().unwrap_or(FIRST_POOLING))
+        .filter_map(|&c| candidates.get(c).copied())
         .collect();
     (
         AnalogModel {
