@@ -91,6 +91,45 @@ async fn a_run_records_what_it_saw_and_its_first_version_becomes_champion() {
 }
 
 #[tokio::test]
+async fn a_month_old_sensor_is_scored_by_the_learned_candidates_under_the_default_window() {
+    // The default 60-day evaluation window is longer than this sensor's history: the
+    // backtest starts where the learned models have their three weeks, so they compete
+    // (before, they were all skipped until the sensor had 81 days).
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.forecast.window_days = 60;
+    })
+    .await;
+    let client = app.client().await;
+    let id = insert_sensor(&client, "young").await;
+    insert_readings(&client, id, &simulated_hourly(8, Utc::now(), 30)).await;
+    let run = train(&app, id, None).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    let metrics = run.metrics.expect("backtest table");
+    let scored: Vec<&str> = metrics["candidates"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|m| m["model"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        scored,
+        ["seasonal_naive", "ridge", "forest", "analog", "blend"],
+        "{metrics}"
+    );
+    let origins: Vec<u64> = metrics["candidates"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|m| m["metrics"]["origins"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        origins.iter().all(|&o| o == origins[0] && o >= 4),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn too_little_history_is_served_by_the_labelled_baseline() {
     let (app, id) = app_with_sensor("new-sensor", 5).await;
     let run = train(&app, id, None).await;

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
+use crate::domain::SensorKind;
 use crate::forecast::{self, Algorithm, EvaluateOptions};
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// CSV file with a timestamp column (RFC 3339) and a value column.
+    /// CSV file with a timestamp column (RFC 3339; also a date-time without offset, taken as
+    /// UTC, or unix seconds) and a value column. Empty or NaN values, and values outside the
+    /// quantity's range, are gaps, counted in the report.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
     #[arg(long, default_value = "ts", value_name = "NAME")]
@@ -25,6 +28,10 @@ pub struct EvaluateArgs {
     /// Models to score, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub models: Option<Vec<Algorithm>>,
+    /// What the values measure (humidity or temperature): fixes their valid range, which
+    /// forecasts and intervals are clamped to.
+    #[arg(long, default_value = "humidity", value_name = "KIND")]
+    pub kind: SensorKind,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +46,7 @@ pub fn run(args: EvaluateArgs) -> Result<(), CliError> {
         horizon: args.horizon,
         window_days: args.window_days,
         models: args.models,
+        kind: args.kind,
     };
     let report = forecast::evaluate_csv(&opts).map_err(|e| CliError::Other(e.to_string()))?;
     if args.json {

@@ -4,7 +4,10 @@
 //! `o0 = N - window_days * P`; origins are `o0, o0 + P, ...` while `o + horizon <= N`. At each
 //! origin the model is fitted on `y[0..o]` only (its intervals are calibrated inside that
 //! history too) and forecasts `y[o..o + horizon]`. MASE is scaled by the seasonal-naive MAE
-//! over `P <= t < o0`, the same for every origin. Gap targets are skipped.
+//! over `P <= t < o0`, the same for every origin. Gap targets are skipped. On a series too
+//! short for the whole window, `o0` is the first step with the history the compared models
+//! need (three weeks for the learned ones at 1 h and 120 steps), so a young series is scored
+//! on fewer origins rather than not at all.
 
 use std::time::Instant;
 
@@ -13,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::features::period_for_step;
 use super::metrics::{mase_scale, Accumulator, Metrics};
 use super::models::{Algorithm, FittedModel};
-use super::training::{fit_with, TrainOptions};
+use super::training::{fit_with, learned_history, TrainOptions};
 use super::{ForecastConfig, ForecastError, Series};
 
 /// Outcome of [`select_and_fit`].
@@ -25,20 +28,45 @@ pub struct Trained {
     pub reports: Vec<(Algorithm, Metrics)>,
 }
 
-/// The origins of the protocol for a series of `n` steps.
-pub(crate) fn origins(n: usize, period: usize, cfg: &ForecastConfig) -> Vec<usize> {
+/// The origins of the protocol for a series of `n` steps whose first origin has at least
+/// `floor` steps of history (see [`history_floor`]).
+pub(crate) fn origins(n: usize, period: usize, cfg: &ForecastConfig, floor: usize) -> Vec<usize> {
     let window = cfg.window_days as usize * period;
-    let o0 = n.saturating_sub(window).max(least_history(period, cfg));
+    let o0 = n.saturating_sub(window).max(floor);
     (o0..)
         .step_by(period.max(1))
         .take_while(|o| o + cfg.horizon <= n)
         .collect()
 }
 
-/// History before the first origin. On short series the window is cut so the first origin
-/// still has a little history.
-fn least_history(period: usize, cfg: &ForecastConfig) -> usize {
-    cfg.min_history_steps.max(2 * period)
+/// History `algo` needs before a backtest origin. On a series shorter than the window plus
+/// this, the window is cut so the first origin has it: otherwise the first fit fails and a
+/// young sensor would be scored (and served) by the baselines alone.
+fn least_history(algo: Algorithm, period: usize, cfg: &ForecastConfig) -> usize {
+    let base = cfg.min_history_steps.max(2 * period);
+    if algo.is_baseline() {
+        base
+    } else {
+        base.max(learned_history(period, cfg))
+    }
+}
+
+/// The first-origin floor shared by `candidates` compared on a series of `n` steps: the
+/// largest need among those that can be backtested at all, so they are scored on the same
+/// origins and a candidate needing more than the series holds is skipped rather than
+/// holding the others back.
+pub(crate) fn history_floor(
+    candidates: &[Algorithm],
+    n: usize,
+    period: usize,
+    cfg: &ForecastConfig,
+) -> usize {
+    let needs = || candidates.iter().map(|&a| least_history(a, period, cfg));
+    needs()
+        .filter(|&need| need + cfg.horizon <= n)
+        .max()
+        .or_else(|| needs().min())
+        .unwrap_or_else(|| least_history(Algorithm::SeasonalNaive, period, cfg))
 }
 
 /// The first origin of the backtest, or the error [`too_short`] gives.
@@ -46,11 +74,12 @@ pub(crate) fn first_origin(
     n: usize,
     period: usize,
     cfg: &ForecastConfig,
+    floor: usize,
 ) -> Result<usize, ForecastError> {
-    origins(n, period, cfg)
+    origins(n, period, cfg, floor)
         .first()
         .copied()
-        .ok_or_else(|| too_short(n, period, cfg))
+        .ok_or_else(|| too_short(n, period, cfg, floor))
 }
 
 /// Why a window of `window_days` days (`period` steps each) holds no origin with a
@@ -70,14 +99,15 @@ pub fn window_shortfall(window_days: u32, period: usize, horizon: usize) -> Opti
 
 /// A series of `n` steps has no origin: either the window is shorter than the horizon (no
 /// origin in it has its actuals) or the series is; say which, and what would do.
-fn too_short(n: usize, period: usize, cfg: &ForecastConfig) -> ForecastError {
+fn too_short(n: usize, period: usize, cfg: &ForecastConfig, floor: usize) -> ForecastError {
     if let Some(why) = window_shortfall(cfg.window_days, period, cfg.horizon) {
         return ForecastError::InvalidConfig(why);
     }
-    let needed = least_history(period, cfg) + cfg.horizon;
+    let needed = floor + cfg.horizon;
     ForecastError::TooLittleData(format!(
-        "{n} steps leave no backtest origin: a horizon of {} needs at least {needed} steps \
-         ({:.1} days at this step)",
+        "a series of {n} step{} has no backtest origin: a horizon of {} needs at least \
+         {needed} steps ({:.1} days at this step)",
+        if n == 1 { "" } else { "s" },
         cfg.horizon,
         needed as f64 / period.max(1) as f64
     ))
@@ -99,12 +129,25 @@ pub fn backtest_with(
     cfg: &ForecastConfig,
     opts: &TrainOptions,
 ) -> Result<Metrics, ForecastError> {
+    let floor = least_history(algo, period_for_step(series.step_secs), cfg);
+    backtest_from(series, algo, cfg, opts, floor)
+}
+
+/// [`backtest_with`] with the first origin at `floor` steps of history or later, so that
+/// compared candidates share their origins.
+pub(crate) fn backtest_from(
+    series: &Series,
+    algo: Algorithm,
+    cfg: &ForecastConfig,
+    opts: &TrainOptions,
+    floor: usize,
+) -> Result<Metrics, ForecastError> {
     cfg.validate()?;
     super::training::check_finite(&series.values)?;
     let period = period_for_step(series.step_secs);
-    let origins = origins(series.len(), period, cfg);
+    let origins = origins(series.len(), period, cfg, floor);
     let Some(&o0) = origins.first() else {
-        return Err(too_short(series.len(), period, cfg));
+        return Err(too_short(series.len(), period, cfg, floor));
     };
     let scale = mase_scale(&series.values, o0, period)?;
     let mut acc = Accumulator::new(cfg.horizon, scale);
@@ -126,17 +169,24 @@ pub fn backtest_with(
 /// earlier candidate), except that `Blend` wins when it is within 2 % of the best.
 /// hygrocast serves 120-hour forecasts, so a model that is sharp for the next day but
 /// drifts over five days should not win on the first day alone.
-/// Candidates that cannot be backtested (too little history) are skipped; with none left the
-/// seasonal-naive baseline is chosen, since it works from the first reading on.
+/// All candidates are scored on the same origins ([`history_floor`]); those that cannot be
+/// backtested (too little history) are skipped, and with none left the seasonal-naive
+/// baseline is chosen, since it works from the first reading on.
 pub(crate) fn select(
     series: &Series,
     candidates: &[Algorithm],
     cfg: &ForecastConfig,
     opts: &TrainOptions,
 ) -> (Algorithm, Vec<(Algorithm, Metrics)>) {
+    let floor = history_floor(
+        candidates,
+        series.len(),
+        period_for_step(series.step_secs),
+        cfg,
+    );
     let mut reports = Vec::new();
     for &algo in candidates {
-        match backtest_with(series, algo, cfg, opts) {
+        match backtest_from(series, algo, cfg, opts, floor) {
             Ok(m) => reports.push((algo, m)),
             Err(e) => tracing::warn!(%algo, error = %e, "candidate skipped"),
         }

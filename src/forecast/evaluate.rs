@@ -11,14 +11,15 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::backtest::{backtest_with, first_origin, select};
+use super::backtest::{backtest_from, first_origin, history_floor, select};
 use super::features::period_for_step;
 use super::models::Algorithm;
 use super::training::TrainOptions;
 use super::{resample, ForecastConfig, ForecastError};
+use crate::domain::SensorKind;
 
 #[derive(Debug, Clone)]
 pub struct EvaluateOptions {
@@ -29,6 +30,8 @@ pub struct EvaluateOptions {
     pub window_days: u32,
     /// Models to score; `None` = all of [`Algorithm::ALL`].
     pub models: Option<Vec<Algorithm>>,
+    /// The quantity: its range bounds the values read and the forecasts.
+    pub kind: SensorKind,
 }
 
 impl Default for EvaluateOptions {
@@ -40,6 +43,7 @@ impl Default for EvaluateOptions {
             horizon: 120,
             window_days: 60,
             models: None,
+            kind: SensorKind::Humidity,
         }
     }
 }
@@ -69,10 +73,61 @@ pub struct EvaluateReport {
     pub series: SeriesSummary,
     pub chosen: Algorithm,
     pub models: Vec<ModelScore>,
+    /// Rows left out and models not scored, for people; not part of the JSON contract.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
-/// Read `(ts, value)` rows; timestamps are RFC 3339.
-fn read_csv(opts: &EvaluateOptions) -> Result<Vec<(DateTime<Utc>, f64)>, ForecastError> {
+/// The readings of a CSV file and what was left out of them.
+#[derive(Debug, Default)]
+struct CsvSeries {
+    readings: Vec<(DateTime<Utc>, f64)>,
+    /// Rows whose value cell is empty or a missing-value marker (`NaN`, `NA`, `null`, …).
+    missing: usize,
+    /// Values outside the quantity's range, with the first one's row and value.
+    out_of_range: usize,
+    first_out_of_range: Option<(usize, f64)>,
+}
+
+/// Cells that mean "no value" in the CSVs of spreadsheets, pandas and met services.
+fn is_missing_marker(cell: &str) -> bool {
+    cell.is_empty()
+        || ["nan", "na", "n/a", "null", "none", "-"]
+            .iter()
+            .any(|m| cell.eq_ignore_ascii_case(m))
+}
+
+/// A timestamp cell: RFC 3339 (`T` or a space between date and time), a date-time without
+/// an offset (taken as UTC), or unix seconds.
+fn parse_timestamp(cell: &str) -> Option<DateTime<Utc>> {
+    if let Ok(ts) = DateTime::parse_from_rfc3339(cell) {
+        return Some(ts.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(cell, format) {
+            return Some(naive.and_utc());
+        }
+    }
+    let secs: f64 = cell.parse().ok()?;
+    if !secs.is_finite() {
+        return None;
+    }
+    // Whole microseconds: sub-microsecond digits of a float are noise, and the range check
+    // of `from_timestamp_micros` rejects what chrono cannot represent.
+    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+}
+
+/// Read `(ts, value)` rows. A row without a value is a gap, and so is a value outside the
+/// quantity's range (the server's ingest refuses those, so its history has a gap there too);
+/// both are counted and reported. A cell that is neither a value nor a missing-value marker,
+/// or a timestamp in no accepted form, is an error naming its row: the file is not what it
+/// claims to be, and guessing would score something else.
+fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
     let mut rdr = csv::Reader::from_path(&opts.csv)
         .map_err(|e| ForecastError::Input(format!("{}: {e}", opts.csv.display())))?;
     let headers = rdr
@@ -80,41 +135,83 @@ fn read_csv(opts: &EvaluateOptions) -> Result<Vec<(DateTime<Utc>, f64)>, Forecas
         .map_err(|e| ForecastError::Input(e.to_string()))?
         .clone();
     let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| ForecastError::Input(format!("no column {name:?} in the CSV")))
+        let exact = headers.iter().position(|h| h.trim() == name);
+        exact
+            .or_else(|| {
+                headers
+                    .iter()
+                    .position(|h| h.trim().eq_ignore_ascii_case(name))
+            })
+            .ok_or_else(|| {
+                let found: Vec<&str> = headers.iter().map(str::trim).collect();
+                ForecastError::Input(format!(
+                    "no column {name:?} in the CSV (its columns: {})",
+                    found.join(", ")
+                ))
+            })
     };
     let (ts_i, v_i) = (col(&opts.ts_col)?, col(&opts.value_col)?);
-    let mut out = Vec::new();
+    let (lower, upper) = opts.kind.valid_range();
+    let mut out = CsvSeries::default();
     for (line, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| ForecastError::Input(e.to_string()))?;
+        let row = line + 2; // 1-based, after the header
+        let rec = rec.map_err(|e| ForecastError::Input(format!("row {row}: {e}")))?;
         let field = |i: usize| rec.get(i).unwrap_or("").trim();
-        let ts = DateTime::parse_from_rfc3339(field(ts_i))
-            .map_err(|e| ForecastError::Input(format!("row {}: bad timestamp: {e}", line + 2)))?
-            .with_timezone(&Utc);
-        let v: f64 = field(v_i)
-            .parse()
-            .map_err(|e| ForecastError::Input(format!("row {}: bad value: {e}", line + 2)))?;
-        if !v.is_finite() {
-            return Err(ForecastError::NonFiniteInput { index: line });
+        let ts = parse_timestamp(field(ts_i)).ok_or_else(|| {
+            ForecastError::Input(format!(
+                "row {row}: bad timestamp {:?}: expected RFC 3339 (2025-01-01T01:00:00Z), a \
+                 date-time without offset (taken as UTC) or unix seconds",
+                field(ts_i)
+            ))
+        })?;
+        let cell = field(v_i);
+        if is_missing_marker(cell) {
+            out.missing += 1;
+            continue;
         }
-        out.push((ts, v));
+        let v: f64 = cell.parse().map_err(|_| {
+            ForecastError::Input(format!(
+                "row {row}: bad value {cell:?}: expected a number, or an empty cell or NaN \
+                 for a missing one"
+            ))
+        })?;
+        if !v.is_finite() {
+            // `inf` parses as a float but is no measurement.
+            return Err(ForecastError::Input(format!(
+                "row {row}: bad value {cell:?}: not a finite number"
+            )));
+        }
+        if !(lower..=upper).contains(&v) {
+            out.out_of_range += 1;
+            out.first_out_of_range.get_or_insert((row, v));
+            continue;
+        }
+        out.readings.push((ts, v));
     }
     Ok(out)
 }
 
 pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastError> {
-    let readings = read_csv(opts)?;
+    let csv = read_csv(opts)?;
+    let mut notes = csv.notes(opts.kind);
+    for note in &notes {
+        tracing::warn!("{note}");
+    }
+    let readings = csv.readings;
     let (Some(first), Some(last)) = (
         readings.iter().map(|r| r.0).min(),
         readings.iter().map(|r| r.0).max(),
     ) else {
-        return Err(ForecastError::TooLittleData("the CSV has no rows".into()));
+        return Err(ForecastError::TooLittleData(
+            "the CSV has no row with a value".into(),
+        ));
     };
+    let (lower, upper) = opts.kind.valid_range();
     let cfg = ForecastConfig {
         horizon: opts.horizon,
         window_days: opts.window_days,
+        lower,
+        upper,
         ..ForecastConfig::default()
     };
     cfg.validate()?;
@@ -126,24 +223,41 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     let train = TrainOptions::default();
 
     let period = period_for_step(series.step_secs);
-    let o0 = first_origin(series.len(), period, &cfg)?;
+    // Every model is scored on the same origins: on a short series, the first one with the
+    // history the most demanding model that can be scored at all needs.
+    let floor = history_floor(&models, series.len(), period, &cfg);
+    let o0 = first_origin(series.len(), period, &cfg, floor)?;
     let (chosen, _) = select(&series.head(o0), &models, &cfg, &train);
     tracing::info!(%chosen, "selected on the history before the scored window");
 
     let mut scores = Vec::new();
+    let mut first_error = None;
     for &model in &models {
-        let m = backtest_with(&series, model, &cfg, &train)?;
-        scores.push(ModelScore {
-            model,
-            mase_1_24: m.mase_1_24,
-            mase_1_120: m.mase_1_120,
-            mae_1_24: m.mae_1_24,
-            mae_1_120: m.mae_1_120,
-            rmse_1_24: m.rmse_1_24,
-            coverage_80: m.coverage_80,
-            coverage_95: m.coverage_95,
-            fit_seconds: m.fit_seconds,
-        });
+        match backtest_from(&series, model, &cfg, &train, floor) {
+            Ok(m) => scores.push(ModelScore {
+                model,
+                mase_1_24: m.mase_1_24,
+                mase_1_120: m.mase_1_120,
+                mae_1_24: m.mae_1_24,
+                mae_1_120: m.mae_1_120,
+                rmse_1_24: m.rmse_1_24,
+                coverage_80: m.coverage_80,
+                coverage_95: m.coverage_95,
+                fit_seconds: m.fit_seconds,
+            }),
+            // One model that cannot be scored (too little history for it) does not hide the
+            // others' scores; it is named in the report instead.
+            Err(e) => {
+                tracing::warn!(%model, error = %e, "model not scored");
+                notes.push(format!("{model} not scored: {e}"));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if scores.is_empty() {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
     }
     Ok(EvaluateReport {
         series: SeriesSummary {
@@ -153,7 +267,41 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
         },
         chosen,
         models: scores,
+        notes,
     })
+}
+
+impl CsvSeries {
+    /// What was left out of the file, in words, for the report.
+    fn notes(&self, kind: SensorKind) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.missing > 0 {
+            notes.push(format!(
+                "{} row{} without a value left out (gaps)",
+                self.missing,
+                plural(self.missing)
+            ));
+        }
+        if let Some((row, v)) = self.first_out_of_range {
+            let (lower, upper) = kind.valid_range();
+            notes.push(format!(
+                "{} value{} outside the {kind} range {lower}..={upper} {} left out as gaps \
+                 (the first at row {row}: {v})",
+                self.out_of_range,
+                plural(self.out_of_range),
+                kind.default_unit()
+            ));
+        }
+        notes
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 impl EvaluateReport {
@@ -201,6 +349,9 @@ impl EvaluateReport {
             "* chosen: {} (selected on the data before the scored window: best mean of MASE 1-24 and 1-120, blend preferred within 2 %)",
             self.chosen
         );
+        for note in &self.notes {
+            let _ = writeln!(s, "  note: {note}");
+        }
         s
     }
 }

@@ -87,6 +87,8 @@ pub const N_SHORT_LAG_FEATURES: usize = 29 + 2 * INTERACTED.len();
 /// level and lags 1, 2, 3, 6, 12, 18, 23, 24, 48, 168. (Interacting all 27 scored the same
 /// at 1.6× the cost; adding a second harmonic gained nothing.)
 const INTERACTED: [usize; 11] = [0, 1, 2, 3, 6, 12, 18, 23, 24, 25, 26];
+/// Days of history a feature row looks back (the 7-day lag and the week's profile).
+pub(crate) const LOOKBACK_DAYS: usize = 7;
 /// Lags (and profile offsets) per day covered by the linear row.
 pub(crate) const LAGS_PER_DAY: usize = 24;
 
@@ -112,7 +114,7 @@ impl FeatureSpec {
             version: FEATURE_VERSION,
             transform,
             period,
-            lookback: 7 * period,
+            lookback: LOOKBACK_DAYS * period,
             names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
             linear_names: linear_names(),
         }

@@ -274,7 +274,8 @@ fn forecast_uses_only_the_history_it_is_given() {
 #[test]
 fn protocol_origins_follow_the_issue() {
     let cfg = ForecastConfig::default();
-    let o = backtest::origins(8760, 24, &cfg);
+    let floor = backtest::history_floor(&Algorithm::ALL, 8760, 24, &cfg);
+    let o = backtest::origins(8760, 24, &cfg, floor);
     assert_eq!(o.first(), Some(&(8760 - 1440)));
     assert!(o.windows(2).all(|w| w[1] - w[0] == 24));
     assert!(o
@@ -546,4 +547,187 @@ fn a_window_shorter_than_the_horizon_is_named_as_the_problem_not_the_history() {
     };
     assert!(msg.contains("window of 3 days (72 steps)"), "{msg}");
     assert!(msg.contains("at least 5 days"), "{msg}");
+}
+
+#[test]
+fn a_young_series_is_backtested_from_the_first_origin_its_learned_models_can_fit() {
+    // 30 days against the default 60-day window: before, the window was cut at 14 days of
+    // history, where no learned model can be fitted, so every one was skipped and a young
+    // sensor was served seasonal naive until it had 81 days.
+    let cfg = ForecastConfig::default();
+    let s = synthetic(30, 11);
+    let need = training::learned_history(24, &cfg);
+    assert_eq!(need, 504, "a week, two horizons and four days");
+    let floor = backtest::history_floor(&Algorithm::ALL, s.len(), 24, &cfg);
+    assert_eq!(floor, need);
+    let m = backtest(&s, Algorithm::Ridge, &cfg).expect("ridge is backtested at 30 days");
+    assert_eq!(m.origins, (s.len() - cfg.horizon - need) / 24 + 1);
+    let (_, reports) = backtest::select(
+        &s,
+        &[Algorithm::SeasonalNaive, Algorithm::Blend],
+        &cfg,
+        &training::TrainOptions::default(),
+    );
+    let scored: Vec<Algorithm> = reports.iter().map(|(a, _)| *a).collect();
+    assert_eq!(scored, [Algorithm::SeasonalNaive, Algorithm::Blend]);
+    // Both on the same origins, so their scores are comparable.
+    assert_eq!(reports[0].1.origins, reports[1].1.origins);
+}
+
+#[test]
+fn too_short_for_learned_models_the_baselines_are_still_scored() {
+    let cfg = ForecastConfig::default();
+    // 22 days: a backtest origin after 14 days exists, one after 21 does not.
+    let s = synthetic(22, 12);
+    let floor = backtest::history_floor(&Algorithm::ALL, s.len(), 24, &cfg);
+    assert_eq!(floor, cfg.min_history_steps);
+    let (chosen, reports) = backtest::select(
+        &s,
+        &[Algorithm::SeasonalNaive, Algorithm::Ridge],
+        &cfg,
+        &training::TrainOptions::default(),
+    );
+    assert_eq!(chosen, Algorithm::SeasonalNaive);
+    let scored: Vec<Algorithm> = reports.iter().map(|(a, _)| *a).collect();
+    assert_eq!(scored, [Algorithm::SeasonalNaive]);
+}
+
+/// Writes `body` under a fresh temporary directory and evaluates it with `opts`.
+fn evaluate_text(
+    name: &str,
+    body: &str,
+    opts: EvaluateOptions,
+) -> Result<EvaluateReport, ForecastError> {
+    let dir = std::env::temp_dir().join(format!("hygro-eval-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("s.csv");
+    std::fs::write(&path, body).expect("write");
+    evaluate_csv(&EvaluateOptions { csv: path, ..opts })
+}
+
+fn quick_evaluate() -> EvaluateOptions {
+    EvaluateOptions {
+        horizon: 24,
+        window_days: 3,
+        models: Some(vec![Algorithm::Naive, Algorithm::SeasonalNaive]),
+        ..EvaluateOptions::default()
+    }
+}
+
+#[test]
+fn evaluate_reads_the_usual_timestamp_forms_and_leaves_out_missing_and_impossible_values() {
+    let readings = synthetic::generate_readings(&SyntheticSpec {
+        days: 20,
+        ..SyntheticSpec::default()
+    });
+    let mut csv = String::from("Timestamp,Value\n");
+    let (mut missing, mut impossible) = (0, 0);
+    for (i, (ts, v)) in readings.iter().enumerate() {
+        let ts = match i % 3 {
+            0 => ts.to_rfc3339(),
+            1 => ts.format("%Y-%m-%d %H:%M:%S").to_string(),
+            _ => ts.timestamp().to_string(),
+        };
+        let v = match i % 50 {
+            7 => {
+                missing += 1;
+                String::new()
+            }
+            8 => {
+                missing += 1;
+                "NaN".to_string()
+            }
+            9 => {
+                impossible += 1;
+                "-999".to_string()
+            }
+            _ => v.to_string(),
+        };
+        csv.push_str(&format!("{ts},{v}\n"));
+    }
+    let report = evaluate_text(
+        "forms",
+        &csv,
+        EvaluateOptions {
+            ts_col: "timestamp".into(),
+            value_col: "value".into(),
+            ..quick_evaluate()
+        },
+    )
+    .expect("evaluate");
+    assert_eq!(report.series.rows, readings.len() - missing - impossible);
+    assert_eq!(report.series.first, readings[0].0, "naive times are UTC");
+    assert_eq!(report.models.len(), 2);
+    assert!(report.models.iter().all(|m| m.mase_1_24.is_finite()));
+    let table = report.to_table();
+    assert!(
+        table.contains(&format!("{missing} rows without a value")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "{impossible} values outside the humidity range 0..=100 %RH left out as gaps (the first at row 11: -999)"
+        )),
+        "{table}"
+    );
+}
+
+#[test]
+fn evaluate_names_the_row_of_a_cell_that_is_no_value_or_no_time() {
+    let body = "ts,value\n2025-01-01T00:00:00Z,50\n2025-01-01T01:00:00Z,fifty\n";
+    let Err(ForecastError::Input(msg)) = evaluate_text("bad-value", body, quick_evaluate()) else {
+        panic!("a word is not a value");
+    };
+    assert!(msg.contains("row 3: bad value \"fifty\""), "{msg}");
+    let body = "ts,value\n2025-01-01T00:00:00Z,50\n01/01/2025 1am,51\n";
+    let Err(ForecastError::Input(msg)) = evaluate_text("bad-ts", body, quick_evaluate()) else {
+        panic!("an ambiguous local date is not accepted");
+    };
+    assert!(
+        msg.contains("row 3: bad timestamp \"01/01/2025 1am\""),
+        "{msg}"
+    );
+    let Err(ForecastError::Input(msg)) = evaluate_text(
+        "no-col",
+        body,
+        EvaluateOptions {
+            value_col: "rh".into(),
+            ..quick_evaluate()
+        },
+    ) else {
+        panic!("there is no column rh");
+    };
+    assert!(
+        msg.contains("no column \"rh\" in the CSV (its columns: ts, value)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn evaluate_scores_what_a_short_series_allows_and_names_the_model_it_could_not_score() {
+    let mut csv = String::from("ts,value\n");
+    for (ts, v) in synthetic::generate_readings(&SyntheticSpec {
+        days: 22,
+        ..SyntheticSpec::default()
+    }) {
+        csv.push_str(&format!("{},{v}\n", ts.to_rfc3339()));
+    }
+    let report = evaluate_text(
+        "short",
+        &csv,
+        EvaluateOptions {
+            models: Some(vec![Algorithm::SeasonalNaive, Algorithm::Ridge]),
+            ..EvaluateOptions::default()
+        },
+    )
+    .expect("the baseline is scored");
+    let scored: Vec<Algorithm> = report.models.iter().map(|m| m.model).collect();
+    assert_eq!(scored, [Algorithm::SeasonalNaive]);
+    assert!(
+        report
+            .to_table()
+            .contains("ridge not scored: too little data"),
+        "{}",
+        report.to_table()
+    );
 }

@@ -11,7 +11,9 @@ use super::analog::{
     descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
 use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
-use super::features::{ridge_column_sets, FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
+use super::features::{
+    ridge_column_sets, FeatureFrame, FeatureSpec, Transform, LOOKBACK_DAYS, N_LAG_FEATURES,
+};
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
 use super::models::{
@@ -282,6 +284,14 @@ fn fit_baseline(
     })
 }
 
+/// Steps of history a learned model needs: a week of lookback, a horizon of training
+/// targets before the inner split and a horizon of held-out targets after it, with two days
+/// of slack each (and never less than `min_history_steps`).
+pub(crate) fn learned_history(period: usize, cfg: &ForecastConfig) -> usize {
+    cfg.min_history_steps
+        .max(LOOKBACK_DAYS * period + 2 * cfg.horizon + 4 * period)
+}
+
 fn fit_learned(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
@@ -289,9 +299,7 @@ fn fit_learned(
 ) -> Result<Fitted, ForecastError> {
     let (n, p, h_max) = (ctx.n, ctx.spec.period, ctx.cfg.horizon);
     let lookback = ctx.spec.lookback;
-    // Enough for a week of lookback, a horizon of training targets before the split and a
-    // horizon of held-out targets after it, with two days of slack each.
-    let need = ctx.cfg.min_history_steps.max(lookback + 2 * h_max + 4 * p);
+    let need = learned_history(p, ctx.cfg);
     if n < need {
         return Err(ForecastError::TooLittleData(format!(
             "{algo} needs {need} steps of history, got {n}"
