@@ -127,6 +127,33 @@ async fn a_month_old_sensor_is_scored_by_the_learned_candidates_under_the_defaul
         origins.iter().all(|&o| o == origins[0] && o >= 4),
         "{metrics}"
     );
+
+    // A requested baseline is compared with the learned champion on the champion's origins
+    // (at the baseline's own floor it would have more, on another MASE scale).
+    let champ = champion(&app, id).await.expect("a champion");
+    assert_ne!(
+        champ.algorithm, "seasonal_naive",
+        "a learned model won on this sensor"
+    );
+    let run = train(&app, id, Some(Algorithm::SeasonalNaive)).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    let metrics = run.metrics.expect("backtest table");
+    let scored: Vec<(&str, u64)> = metrics["candidates"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|m| Some((m["model"].as_str()?, m["metrics"]["origins"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        scored,
+        [
+            ("seasonal_naive", origins[0]),
+            (champ.algorithm.as_str(), origins[0])
+        ],
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -133,6 +133,20 @@ pub fn backtest_with(
     backtest_from(series, algo, cfg, opts, floor)
 }
 
+/// [`backtest`] of `algo` on the origins the models of `compared` share ([`history_floor`]),
+/// so its score is comparable with theirs (same origins, same MASE scale) even on a series
+/// shorter than the window.
+pub fn backtest_among(
+    series: &Series,
+    algo: Algorithm,
+    cfg: &ForecastConfig,
+    compared: &[Algorithm],
+) -> Result<Metrics, ForecastError> {
+    let period = period_for_step(series.step_secs);
+    let floor = history_floor(compared, series.len(), period, cfg);
+    backtest_from(series, algo, cfg, &TrainOptions::default(), floor)
+}
+
 /// [`backtest_with`] with the first origin at `floor` steps of history or later, so that
 /// compared candidates share their origins.
 pub(crate) fn backtest_from(

@@ -50,7 +50,9 @@ mod training;
 use serde::{Deserialize, Serialize};
 
 pub use analog::AnalogModel;
-pub use backtest::{backtest, backtest_with, select_and_fit, window_shortfall, Trained};
+pub use backtest::{
+    backtest, backtest_among, backtest_with, select_and_fit, window_shortfall, Trained,
+};
 pub use evaluate::{evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary};
 pub use features::{period_for_step, FeatureSpec, Transform};
 pub use forest::ForestParams;

@@ -304,7 +304,12 @@ fn fit_blocking(
     // The same scale the backtest divides by, over the whole training series.
     let mase_scale = forecast::mase_scale(&series.values, series.len(), period).ok();
     let enough_history = series.observed_len() >= cfg.min_history_steps;
-    let (model, chosen, mut reports) = match requested {
+    // The models whose scores are compared in this run, champion included: on a series
+    // shorter than the window they must share their backtest origins to be comparable.
+    let with_champion = |algos: &[Algorithm]| -> Vec<Algorithm> {
+        algos.iter().copied().chain(champion_algo).collect()
+    };
+    let (model, chosen, mut reports, compared) = match requested {
         Some(algo) => {
             if !algo.is_baseline() && !enough_history {
                 return Err(RegistryError::Refused(format!(
@@ -314,31 +319,37 @@ fn fit_blocking(
                     series.observed_len()
                 )));
             }
-            let metrics = forecast::backtest(series, algo, cfg)?;
+            let compared = with_champion(&[algo]);
+            let metrics = forecast::backtest_among(series, algo, cfg, &compared)?;
             (
                 forecast::fit(series, algo, cfg)?,
                 algo,
                 vec![(algo, metrics)],
+                compared,
             )
         }
         None if !enough_history => {
             // Too little history for a learned model: the baseline serves, labelled as such.
             let algo = Algorithm::SeasonalNaive;
-            let reports = forecast::backtest(series, algo, cfg)
+            let compared = with_champion(&[algo]);
+            let reports = forecast::backtest_among(series, algo, cfg, &compared)
                 .map(|m| vec![(algo, m)])
                 .unwrap_or_default();
-            (forecast::fit(series, algo, cfg)?, algo, reports)
+            (forecast::fit(series, algo, cfg)?, algo, reports, compared)
         }
         None => {
+            // `select_and_fit` scores the candidates on their shared origins; a champion
+            // outside them is re-scored on the same ones below.
             let trained = forecast::select_and_fit(series, candidates, cfg)?;
-            (trained.model, trained.chosen, trained.reports)
+            let compared = candidates.to_vec();
+            (trained.model, trained.chosen, trained.reports, compared)
         }
     };
     let champion_rescored = match champion_algo {
         None => None,
         Some(a) => match reports.iter().find(|(r, _)| *r == a) {
             Some((_, m)) => Some(m.mase_1_24),
-            None => match forecast::backtest(series, a, cfg) {
+            None => match forecast::backtest_among(series, a, cfg, &compared) {
                 Ok(m) => {
                     let score = m.mase_1_24;
                     reports.push((a, m));
