@@ -11,7 +11,7 @@ use crate::forecast::{self, Algorithm, EvaluateOptions};
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
     /// CSV file with a timestamp column (RFC 3339; also a date-time without offset, taken as
-    /// UTC, or unix seconds) and a value column. Empty or NaN values, and values outside the
+    /// UTC, or unix time in s, ms, µs or ns) and a value column. Empty or NaN values, and values outside the
     /// quantity's range, are gaps, counted in the report.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,

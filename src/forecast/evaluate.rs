@@ -98,7 +98,9 @@ fn is_missing_marker(cell: &str) -> bool {
 }
 
 /// A timestamp cell: RFC 3339 (`T` or a space between date and time), a date-time without
-/// an offset (taken as UTC), or unix seconds.
+/// an offset (taken as UTC), or a unix time in seconds, milliseconds, microseconds or
+/// nanoseconds (told apart by size, as exports of JavaScript or InfluxDB use the finer ones:
+/// a count of seconds past 1e11 would be after the year 5000).
 fn parse_timestamp(cell: &str) -> Option<DateTime<Utc>> {
     if let Ok(ts) = DateTime::parse_from_rfc3339(cell) {
         return Some(ts.with_timezone(&Utc));
@@ -113,10 +115,16 @@ fn parse_timestamp(cell: &str) -> Option<DateTime<Utc>> {
             return Some(naive.and_utc());
         }
     }
-    let secs: f64 = cell.parse().ok()?;
-    if !secs.is_finite() {
+    let count: f64 = cell.parse().ok()?;
+    if !count.is_finite() {
         return None;
     }
+    let secs = match count.abs() {
+        c if c < 1e11 => count,
+        c if c < 1e14 => count / 1e3,
+        c if c < 1e17 => count / 1e6,
+        _ => count / 1e9,
+    };
     // Whole microseconds: sub-microsecond digits of a float are noise, and the range check
     // of `from_timestamp_micros` rejects what chrono cannot represent.
     DateTime::from_timestamp_micros((secs * 1e6).round() as i64)

@@ -623,10 +623,11 @@ fn evaluate_reads_the_usual_timestamp_forms_and_leaves_out_missing_and_impossibl
     let mut csv = String::from("Timestamp,Value\n");
     let (mut missing, mut impossible) = (0, 0);
     for (i, (ts, v)) in readings.iter().enumerate() {
-        let ts = match i % 3 {
+        let ts = match i % 4 {
             0 => ts.to_rfc3339(),
             1 => ts.format("%Y-%m-%d %H:%M:%S").to_string(),
-            _ => ts.timestamp().to_string(),
+            2 => ts.timestamp().to_string(),
+            _ => ts.timestamp_millis().to_string(),
         };
         let v = match i % 50 {
             7 => {
@@ -657,6 +658,12 @@ fn evaluate_reads_the_usual_timestamp_forms_and_leaves_out_missing_and_impossibl
     .expect("evaluate");
     assert_eq!(report.series.rows, readings.len() - missing - impossible);
     assert_eq!(report.series.first, readings[0].0, "naive times are UTC");
+    let last = readings.last().map(|r| r.0);
+    assert_eq!(
+        Some(report.series.last),
+        last,
+        "milliseconds are told from seconds"
+    );
     assert_eq!(report.models.len(), 2);
     assert!(report.models.iter().all(|m| m.mase_1_24.is_finite()));
     let table = report.to_table();
