@@ -168,7 +168,7 @@ fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
         let ts = parse_timestamp(field(ts_i)).ok_or_else(|| {
             ForecastError::Input(format!(
                 "row {row}: bad timestamp {:?}: expected RFC 3339 (2025-01-01T01:00:00Z), a \
-                 date-time without offset (taken as UTC) or unix seconds",
+                 date-time without offset (taken as UTC) or unix time (s, ms, µs or ns)",
                 field(ts_i)
             ))
         })?;
