@@ -29,7 +29,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub all: bool,
     /// Fit this algorithm instead of letting the backtest choose
-    /// (naive, seasonal_naive, ridge, forest, blend). Promotion rules still apply.
+    /// (naive, seasonal_naive, ridge, forest, analog, blend). Promotion rules still apply.
     #[arg(long, value_name = "ALGORITHM")]
     pub algorithm: Option<Algorithm>,
 }
