@@ -23,7 +23,20 @@ fn quick(settings: &mut Settings) {
 }
 
 async fn app_with_sensor(name: &str, days: i64) -> (TestApp, i64) {
-    let app = spawn_app_with(quick).await;
+    app_with_sensor_and(name, days, |_| {}).await
+}
+
+/// [`app_with_sensor`] with settings changed after [`quick`].
+async fn app_with_sensor_and(
+    name: &str,
+    days: i64,
+    adjust: impl FnOnce(&mut Settings),
+) -> (TestApp, i64) {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        adjust(s);
+    })
+    .await;
     let client = app.client().await;
     let id = insert_sensor(&client, name).await;
     insert_readings(&client, id, &simulated_hourly(7, Utc::now(), days)).await;
@@ -95,14 +108,7 @@ async fn a_month_old_sensor_is_scored_by_the_learned_candidates_under_the_defaul
     // The default 60-day evaluation window is longer than this sensor's history: the
     // backtest starts where the learned models have their three weeks, so they compete
     // (before, they were all skipped until the sensor had 81 days).
-    let app = spawn_app_with(|s| {
-        quick(s);
-        s.forecast.window_days = 60;
-    })
-    .await;
-    let client = app.client().await;
-    let id = insert_sensor(&client, "young").await;
-    insert_readings(&client, id, &simulated_hourly(8, Utc::now(), 30)).await;
+    let (app, id) = app_with_sensor_and("young", 30, |s| s.forecast.window_days = 60).await;
     let run = train(&app, id, None).await;
     assert_eq!(run.status, "succeeded", "{:?}", run.error);
     let metrics = run.metrics.expect("backtest table");

@@ -17,7 +17,7 @@ use super::features::period_for_step;
 use super::metrics::{mase_scale, Accumulator, Metrics};
 use super::models::{Algorithm, FittedModel};
 use super::training::{fit_with, learned_history, TrainOptions};
-use super::{ForecastConfig, ForecastError, Series};
+use super::{plural, ForecastConfig, ForecastError, Series};
 
 /// Outcome of [`select_and_fit`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ fn too_short(n: usize, period: usize, cfg: &ForecastConfig, floor: usize) -> For
     ForecastError::TooLittleData(format!(
         "a series of {n} step{} has no backtest origin: a horizon of {} needs at least \
          {needed} steps ({:.1} days at this step)",
-        if n == 1 { "" } else { "s" },
+        plural(n),
         cfg.horizon,
         needed as f64 / period.max(1) as f64
     ))

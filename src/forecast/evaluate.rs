@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use super::backtest::{backtest_from, first_origin, history_floor, select};
 use super::features::period_for_step;
 use super::models::Algorithm;
+use super::plural;
 use super::training::TrainOptions;
 use super::{resample, ForecastConfig, ForecastError};
 use crate::domain::SensorKind;
+use crate::ingest::timeconv::unix_secs;
 
 #[derive(Debug, Clone)]
 pub struct EvaluateOptions {
@@ -116,18 +118,13 @@ fn parse_timestamp(cell: &str) -> Option<DateTime<Utc>> {
         }
     }
     let count: f64 = cell.parse().ok()?;
-    if !count.is_finite() {
-        return None;
-    }
     let secs = match count.abs() {
         c if c < 1e11 => count,
         c if c < 1e14 => count / 1e3,
         c if c < 1e17 => count / 1e6,
         _ => count / 1e9,
     };
-    // Whole microseconds: sub-microsecond digits of a float are noise, and the range check
-    // of `from_timestamp_micros` rejects what chrono cannot represent.
-    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+    unix_secs(secs)
 }
 
 /// Read `(ts, value)` rows. A row without a value is a gap, and so is a value outside the
@@ -301,14 +298,6 @@ impl CsvSeries {
             ));
         }
         notes
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }
 

@@ -65,6 +65,15 @@ pub use models::{
 pub use series::{resample, series_digest, series_to_csv_rows, Series};
 pub use training::{fit_with, TrainOptions};
 
+/// "s" for a count other than one, for messages that name counts.
+pub(crate) fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Longest forecast horizon accepted, in steps.
 pub const MAX_HORIZON: usize = 10_000;
 

@@ -463,12 +463,12 @@ fn validate_analog(
         if lo >= hi {
             continue;
         }
+        // Each candidate's error over the block, once (not once per comparison).
+        let block_err: Vec<f64> = (0..candidates.len())
+            .map(|c| (lo..hi).map(|h| abs_err(c, h)).sum())
+            .collect();
         let best = (0..candidates.len())
-            .min_by(|&x, &y| {
-                let ex: f64 = (lo..hi).map(|h| abs_err(x, h)).sum();
-                let ey: f64 = (lo..hi).map(|h| abs_err(y, h)).sum();
-                ex.total_cmp(&ey)
-            })
+            .min_by(|&x, &y| block_err[x].total_cmp(&block_err[y]))
             .unwrap_or(0);
         chosen[lo..hi].fill(best);
     }

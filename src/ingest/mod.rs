@@ -16,7 +16,7 @@ pub mod line_protocol;
 pub mod pipeline;
 mod raw;
 pub mod senml;
-mod timeconv;
+pub(crate) mod timeconv;
 pub mod validate;
 
 pub use error::{IngestError, IngestErrorKind};
