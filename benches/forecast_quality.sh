@@ -5,6 +5,13 @@
 #   benches/forecast_quality.sh                  blend only, 2 series at a time
 #   MODELS=blend,ridge JOBS=1 EVAL_ARGS="--window-days 30" benches/forecast_quality.sh
 #   HYGROCAST=target/debug/hygrocast ...         another build (default: the release binary)
+#   PEERS=1 benches/forecast_quality.sh          also the established tools (benches/peers.py:
+#                                                scikit-learn ridge direct and recursive; add
+#                                                PEERS_MODELS=...,AutoTheta for statsforecast)
+#
+# Peer scores do not depend on hygrocast, so they are cached per series and peer in
+# target/rh-data/peers.json (delete it to re-measure); the first run takes ~5 min for the two
+# ridges, ~45 min more for AutoTheta.
 #
 # Each evaluate is a rolling-origin backtest (56 origins, horizons 1-120 h): about 30-60 s
 # per series and model in release, single-threaded, hence JOBS defaults to the 2 cores.
@@ -46,7 +53,16 @@ for f in "$DATA"/csv/*.csv; do
 done
 wait
 
-"$VENV/bin/python" - "$DATA" "$MODELS" <<'EOF'
+PEER_LIST=""
+if [ "${PEERS:-0}" = 1 ]; then
+    PEER_LIST=${PEERS_MODELS:-ridge_direct,ridge_recursive}
+    pkgs=(numpy pandas scikit-learn)
+    [[ "$PEER_LIST" != *Auto* && "$PEER_LIST" != *MSTL* ]] || pkgs+=(statsforecast)
+    "$VENV/bin/pip" install -q "${pkgs[@]}"
+    PEERS_MODELS=$PEER_LIST "$VENV/bin/python" benches/peers.py "$DATA/peers.json" "$DATA"/csv/*.csv
+fi
+
+"$VENV/bin/python" - "$DATA" "$MODELS" "$PEER_LIST" <<'EOF'
 import json, pathlib, sys
 data, models = pathlib.Path(sys.argv[1]), sys.argv[2].split(",")
 cols = [(m, k) for m in models for k in ("mase_1_24", "mase_1_120")]
@@ -69,4 +85,25 @@ for csv in sorted((data / "csv").glob("*.csv")):
 print(f"{'mean':<20} {'':>5} " + " ".join(
     f"{sum(v) / len(v):16.3f}" if v else f"{'-':>16}" for v in sums.values())
     + f"  (over {max(map(len, sums.values()), default=0)} series)")
+
+peers = [p for p in sys.argv[3].split(",") if p]
+if peers:
+    measured = json.loads((data / "peers.json").read_text())
+    ours = models[0]
+    print(f"\n{ours} against the established tools (MASE 1-24 / 1-120; ratio < 1: {ours} better)")
+    print(f"{'series':<20}" + "".join(f" {p:>22}" for p in peers) + f" {'best peer':>22} {'ratio':>13}")
+    ratios = []
+    for csv in sorted((data / "csv").glob("*.csv")):
+        out, got = data / "json" / (csv.stem + ".json"), measured.get(csv.stem, {})
+        if not out.exists() or not all(p in got for p in peers):
+            continue
+        mine = next(m for m in json.loads(out.read_text())["models"] if m["model"] == ours)
+        best = [min(got[p][k] for p in peers) for k in ("mase_1_24", "mase_1_120")]
+        r = [mine["mase_1_24"] / best[0], mine["mase_1_120"] / best[1]]
+        ratios.append(r)
+        cells = "".join(f" {got[p]['mase_1_24']:>10.3f} / {got[p]['mase_1_120']:<9.3f}" for p in peers)
+        print(f"{csv.stem:<20}{cells} {best[0]:>10.3f} / {best[1]:<9.3f} {r[0]:>5.3f} / {r[1]:.3f}")
+    if ratios:
+        mean = [sum(r[i] for r in ratios) / len(ratios) for i in (0, 1)]
+        print(f"{'mean ratio':<20}" + " " * (23 * len(peers) + 23) + f" {mean[0]:>5.3f} / {mean[1]:.3f}")
 EOF
