@@ -389,10 +389,10 @@ fn learned_models_beat_seasonal_naive_on_synthetic_series() {
     }
 }
 
-/// Held-out forecasts of the four members for `n` origins and `horizon` horizons: member 0
-/// is good early and drifts later, member 1 is noisier, member 2 (the plain ridge) is as
-/// good as member 0, member 3 (a climatology) is poor early and the best late.
-fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64>>) {
+/// Held-out forecasts of three members for `n` origins and `horizon` horizons: member 0 is
+/// good early and drifts later, member 1 is noisier, member 2 (a climatology) is poor
+/// early and the best late.
+fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 3], Vec<Vec<f64>>) {
     let mut s = 42u64;
     let mut rnd = move || {
         s = s
@@ -400,7 +400,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64
             .wrapping_add(1442695040888963407);
         (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
     };
-    let mut members: [Vec<Vec<f64>>; 4] = Default::default();
+    let mut members: [Vec<Vec<f64>>; 3] = Default::default();
     let mut actual = Vec::new();
     for h in 1..=horizon {
         let f = h as f64 / horizon as f64;
@@ -408,8 +408,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64
         for (m, scale) in [
             (0, 2.0 + 30.0 * f),
             (1, 4.0 + 30.0 * f),
-            (2, 2.0 + 30.0 * f),
-            (3, 25.0 - 10.0 * f),
+            (2, 25.0 - 10.0 * f),
         ] {
             members[m].push(a.iter().map(|v| v + scale * rnd()).collect());
         }
@@ -422,7 +421,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64
 fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
     use super::combine::{learn_weights, MEMBERS};
     let (members, actual) = holdout_members(300, 48);
-    let w = learn_weights(&members, &actual, 24);
+    let w = learn_weights(&members, &actual);
     assert_eq!(w.len(), 48);
     for wh in &w {
         assert!(wh.iter().all(|v| (0.0..=1.0).contains(v)), "{wh:?}");
@@ -430,14 +429,8 @@ fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
         assert_eq!(wh.len(), MEMBERS);
     }
     // Early the good model dominates the climatology; late the climatology gains weight.
-    assert!(w[0][0] > w[0][3], "{:?}", w[0]);
-    assert!(w[47][3] > w[0][3], "{:?} vs {:?}", w[47], w[0]);
-    // The plain ridge has no say in the first day, and as much as its twin after it.
-    assert!(w[..24].iter().all(|wh| wh[2] == 0.0), "{:?}", &w[..24]);
-    for wh in &w[24..] {
-        let (plain, twin) = (wh[2], wh[0]);
-        assert!(plain > 0.0 && (plain - twin).abs() < 0.25 * twin, "{wh:?}");
-    }
+    assert!(w[0][0] > w[0][2], "{:?}", w[0]);
+    assert!(w[47][2] > w[0][2], "{:?} vs {:?}", w[47], w[0]);
 }
 
 #[test]
@@ -457,11 +450,10 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
     let members = [
         vec![vec![0.0; n]; horizon],
         vec![vec![0.0; n]; horizon],
-        vec![vec![0.0; n]; horizon],
         vec![vec![1.0; n]; horizon],
     ];
-    for w in learn_weights(&members, &actual, 4) {
-        assert!((w[3] - 1.0).abs() < 1e-9, "{w:?}");
+    for w in learn_weights(&members, &actual) {
+        assert!((w[2] - 1.0).abs() < 1e-9, "{w:?}");
     }
 }
 
@@ -470,19 +462,15 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     use super::combine::{learn_weights, PRIOR};
     // A handful of held-out origins: nothing is learned.
     let (members, actual) = holdout_members(3, 24);
-    assert!(learn_weights(&members, &actual, 4)
-        .iter()
-        .all(|w| *w == PRIOR));
+    assert!(learn_weights(&members, &actual).iter().all(|w| *w == PRIOR));
     // Members that do not line up with the actuals are never trusted.
     let (mut members, actual) = holdout_members(300, 6);
     for row in &mut members[1] {
         row.pop();
     }
-    assert!(learn_weights(&members, &actual, 4)
-        .iter()
-        .all(|w| *w == PRIOR));
+    assert!(learn_weights(&members, &actual).iter().all(|w| *w == PRIOR));
     // No holdout at all.
-    assert!(learn_weights(&Default::default(), &[], 4).is_empty());
+    assert!(learn_weights(&Default::default(), &[]).is_empty());
 }
 
 #[test]
