@@ -26,6 +26,7 @@ import pandas as pd
 H = 120
 WINDOW = 1440
 LAGS = list(range(1, 25)) + [48, 168]
+FIRST = max(LAGS) - 1  # first index t with every lag of row t observed (t - 167 >= 0)
 
 
 def origins(n):
@@ -52,11 +53,10 @@ def lag_matrix(y, ts):
 def ridge_direct(y, o):
     from sklearn.linear_model import Ridge
 
-    first = max(LAGS) - 1  # t - 167 >= 0
     out = np.empty(H)
     x_origin = lag_matrix(y, [o - 1])
     for h in range(1, H + 1):
-        ts = np.arange(first, o - h)  # target t + h <= o - 1
+        ts = np.arange(FIRST, o - h)  # target t + h <= o - 1
         m = Ridge().fit(lag_matrix(y, ts), y[ts + h])
         out[h - 1] = m.predict(x_origin)[0]
     return out
@@ -64,8 +64,7 @@ def ridge_direct(y, o):
 
 def recursive(make_model):
     def forecast(y, o):
-        first = max(LAGS) - 1
-        ts = np.arange(first, o - 1)
+        ts = np.arange(FIRST, o - 1)
         m = make_model().fit(lag_matrix(y, ts), y[ts + 1])
         buf = list(y[:o])
         for _ in range(H):
