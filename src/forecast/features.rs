@@ -201,6 +201,16 @@ impl<'a> FeatureFrame<'a> {
         }
     }
 
+    /// The same history on another scale (`values` index for index), features rebuilt.
+    pub fn rescaled<'b>(&self, values: &'b [Option<f64>]) -> FeatureFrame<'b> {
+        FeatureFrame::build(values, self.start_unix, self.step_secs, self.period)
+    }
+
+    /// The values the frame was built from.
+    pub fn values(&self) -> &'a [Option<f64>] {
+        self.values
+    }
+
     /// Steps per day.
     pub fn period(&self) -> usize {
         self.period

@@ -25,9 +25,10 @@ pub use super::training::fit;
 /// 5: the analog pools its neighbours by mean or median per horizon (`Pooling`).
 /// 6: the analog weighs recent lags more in its distance (`analog::RECENCY_LAGS`), so its
 /// chosen pooling and the Blend's weights were fitted to other neighbours.
+/// 7: the Blend has a fourth member, the plain lag ridge on the original scale.
 /// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
 /// serves the baseline and queues a refit).
-pub const MODEL_FORMAT_VERSION: u32 = 6;
+pub const MODEL_FORMAT_VERSION: u32 = 7;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
@@ -113,7 +114,7 @@ pub struct ModelParams {
     pub forest: Option<ForestParams>,
     /// Analog settings (neighbour count chosen by inner validation).
     pub analog: Option<AnalogModel>,
-    /// Blend weights per horizon of (ridge, analog, climatology), learned by inner
+    /// Blend weights per horizon of (ridge, analog, plain ridge, climatology), learned by inner
     /// validation; empty for the other algorithms.
     pub blend_weights: Vec<[f64; MEMBERS]>,
     /// Days averaged by the Blend's climatology member.
@@ -130,9 +131,11 @@ pub(crate) enum Estimator {
     Analog(AnalogModel),
     Blend {
         ridge: Vec<RidgeHorizon>,
+        /// Plain lag ridge on the original scale (see `combine`).
+        plain: Vec<RidgeHorizon>,
         analog: AnalogModel,
         climatology_days: usize,
-        /// `weights[h-1]` of (ridge, analog, climatology); non-negative, summing to 1.
+        /// `weights[h-1]` of (ridge, analog, plain, climatology); non-negative, summing to 1.
         weights: Vec<[f64; MEMBERS]>,
     },
 }
@@ -370,6 +373,7 @@ pub(crate) fn predict_levels(
         ))),
         Estimator::Blend {
             ridge,
+            plain,
             analog,
             climatology_days,
             weights,
@@ -383,11 +387,34 @@ pub(crate) fn predict_levels(
             let members = [
                 back(ridge_levels(ridge, frame, origins, &levels, horizon)?),
                 back(analog_levels(analog, frames, origins, &levels, horizon)),
+                plain_levels(plain, frame, origins, horizon, transform)?,
                 climatology_levels(frame, origins, horizon, *climatology_days, transform),
             ];
             Ok(combine(&members, weights))
         }
     }
+}
+
+/// The plain ridge's forecasts (original scale, smoothed like [`ridge_levels`]) from a frame
+/// on the model's scale, whose values it maps back to build its own features.
+pub(crate) fn plain_levels<M: PredictRows>(
+    models: &[M],
+    frame: &FeatureFrame<'_>,
+    origins: &[usize],
+    horizon: usize,
+    transform: Transform,
+) -> Result<Vec<Vec<f64>>, ForecastError> {
+    let original: Vec<Option<f64>> = frame
+        .values()
+        .iter()
+        .map(|v| v.map(|z| transform.inverse(z)))
+        .collect();
+    let plain_frame = frame.rescaled(&original);
+    let levels: Vec<f64> = origins
+        .iter()
+        .map(|&t| plain_frame.level(t).unwrap_or(0.0))
+        .collect();
+    ridge_levels(models, &plain_frame, origins, &levels, horizon)
 }
 
 /// Same time of day on the most recent day already observed; `None` with less than a full

@@ -196,6 +196,11 @@ fn add_outer(g: &mut [f64], s: &mut [f64], z: &[f64], sign: f64) {
 }
 
 impl RidgeStats {
+    /// Training rows the statistics were taken over.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
     /// The same problem restricted to the feature columns `cols` (ascending, in range): the
     /// sub-blocks of the centred statistics are exactly the statistics of the smaller design.
     pub fn subset(&self, cols: &[usize]) -> Result<RidgeStats, ForecastError> {

@@ -389,10 +389,10 @@ fn learned_models_beat_seasonal_naive_on_synthetic_series() {
     }
 }
 
-/// Held-out forecasts of three members for `n` origins and `horizon` horizons: member 0 is
-/// good early and drifts later, member 1 is noisier, member 2 (a climatology) is poor
-/// early and the best late.
-fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 3], Vec<Vec<f64>>) {
+/// Held-out forecasts of the four members for `n` origins and `horizon` horizons: member 0
+/// is good early and drifts later, member 1 is noisier, member 2 (the plain ridge) is as
+/// good as member 0, member 3 (a climatology) is poor early and the best late.
+fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64>>) {
     let mut s = 42u64;
     let mut rnd = move || {
         s = s
@@ -400,7 +400,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 3], Vec<Vec<f64
             .wrapping_add(1442695040888963407);
         (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
     };
-    let mut members: [Vec<Vec<f64>>; 3] = Default::default();
+    let mut members: [Vec<Vec<f64>>; 4] = Default::default();
     let mut actual = Vec::new();
     for h in 1..=horizon {
         let f = h as f64 / horizon as f64;
@@ -408,7 +408,8 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 3], Vec<Vec<f64
         for (m, scale) in [
             (0, 2.0 + 30.0 * f),
             (1, 4.0 + 30.0 * f),
-            (2, 25.0 - 10.0 * f),
+            (2, 2.0 + 30.0 * f),
+            (3, 25.0 - 10.0 * f),
         ] {
             members[m].push(a.iter().map(|v| v + scale * rnd()).collect());
         }
@@ -421,7 +422,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 3], Vec<Vec<f64
 fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
     use super::combine::{learn_weights, MEMBERS};
     let (members, actual) = holdout_members(300, 48);
-    let w = learn_weights(&members, &actual);
+    let w = learn_weights(&members, &actual, 24);
     assert_eq!(w.len(), 48);
     for wh in &w {
         assert!(wh.iter().all(|v| (0.0..=1.0).contains(v)), "{wh:?}");
@@ -429,8 +430,14 @@ fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
         assert_eq!(wh.len(), MEMBERS);
     }
     // Early the good model dominates the climatology; late the climatology gains weight.
-    assert!(w[0][0] > w[0][2], "{:?}", w[0]);
-    assert!(w[47][2] > w[0][2], "{:?} vs {:?}", w[47], w[0]);
+    assert!(w[0][0] > w[0][3], "{:?}", w[0]);
+    assert!(w[47][3] > w[0][3], "{:?} vs {:?}", w[47], w[0]);
+    // The plain ridge has no say in the first day, and as much as its twin after it.
+    assert!(w[..24].iter().all(|wh| wh[2] == 0.0), "{:?}", &w[..24]);
+    for wh in &w[24..] {
+        let (plain, twin) = (wh[2], wh[0]);
+        assert!(plain > 0.0 && (plain - twin).abs() < 0.25 * twin, "{wh:?}");
+    }
 }
 
 #[test]
@@ -450,10 +457,11 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
     let members = [
         vec![vec![0.0; n]; horizon],
         vec![vec![0.0; n]; horizon],
+        vec![vec![0.0; n]; horizon],
         vec![vec![1.0; n]; horizon],
     ];
-    for w in learn_weights(&members, &actual) {
-        assert!((w[2] - 1.0).abs() < 1e-9, "{w:?}");
+    for w in learn_weights(&members, &actual, 4) {
+        assert!((w[3] - 1.0).abs() < 1e-9, "{w:?}");
     }
 }
 
@@ -462,15 +470,19 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     use super::combine::{learn_weights, PRIOR};
     // A handful of held-out origins: nothing is learned.
     let (members, actual) = holdout_members(3, 24);
-    assert!(learn_weights(&members, &actual).iter().all(|w| *w == PRIOR));
+    assert!(learn_weights(&members, &actual, 4)
+        .iter()
+        .all(|w| *w == PRIOR));
     // Members that do not line up with the actuals are never trusted.
     let (mut members, actual) = holdout_members(300, 6);
     for row in &mut members[1] {
         row.pop();
     }
-    assert!(learn_weights(&members, &actual).iter().all(|w| *w == PRIOR));
+    assert!(learn_weights(&members, &actual, 4)
+        .iter()
+        .all(|w| *w == PRIOR));
     // No holdout at all.
-    assert!(learn_weights(&Default::default(), &[]).is_empty());
+    assert!(learn_weights(&Default::default(), &[], 4).is_empty());
 }
 
 #[test]
@@ -737,4 +749,32 @@ fn evaluate_scores_what_a_short_series_allows_and_names_the_model_it_could_not_s
         "{}",
         report.to_table()
     );
+}
+
+#[test]
+fn the_plain_ridge_joins_the_blend_only_with_ten_rows_per_column() {
+    let cfg = ForecastConfig::default();
+    let plain_weights = |days: usize| -> Vec<f64> {
+        let m = fit(&synthetic(days, 11), Algorithm::Blend, &cfg).expect("fit");
+        m.params.blend_weights.iter().map(|w| w[2]).collect()
+    };
+    // A month: before the inner split the 120-h ridge has far fewer rows than it needs.
+    let young = plain_weights(30);
+    assert!(young.iter().all(|w| *w == 0.0), "{young:?}");
+    // Four months: enough rows, and it has a say from the second day on, never before.
+    let grown = plain_weights(120);
+    assert!(grown[..24].iter().all(|w| *w == 0.0), "{:?}", &grown[..24]);
+    assert!(grown[24..].iter().all(|w| *w > 0.0), "{:?}", &grown[24..]);
+}
+
+#[test]
+fn a_member_without_weight_cannot_spoil_the_blend() {
+    use super::combine::{combine, MEMBERS, PRIOR};
+    let members: [Vec<Vec<f64>>; MEMBERS] = [
+        vec![vec![40.0, 50.0]],
+        vec![vec![60.0, 70.0]],
+        vec![vec![f64::INFINITY, f64::NAN]],
+        vec![vec![f64::NEG_INFINITY, 55.0]],
+    ];
+    assert_eq!(combine(&members, &[PRIOR]), vec![vec![50.0, 60.0]]);
 }

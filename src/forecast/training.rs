@@ -17,8 +17,8 @@ use super::features::{
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
 use super::models::{
-    predict_levels, ridge_levels, smooth_same_hour, Algorithm, Estimator, FittedModel, Frames,
-    ModelParams, MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
+    plain_levels, predict_levels, ridge_levels, smooth_same_hour, Algorithm, Estimator,
+    FittedModel, Frames, ModelParams, MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
 };
 use super::ridge::{horizon_stats, RidgeStats};
 use super::series::causal_fill;
@@ -26,6 +26,12 @@ use super::{ForecastConfig, ForecastError, Series};
 
 /// Candidate ridge penalties (per training row, on standardised features).
 const RIDGE_ALPHAS: [f64; 6] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
+/// Columns of the plain ridge: level, 24 hourly lags, the 2- and 7-day lags, time of day.
+const PLAIN_COLUMNS: usize = 29;
+/// Its penalty per row (on standardised features): next to none.
+const PLAIN_ALPHA: f64 = 1e-5;
+/// Fewest training rows per horizon for the plain ridge to join the Blend (ten per column).
+const PLAIN_MIN_ROWS: usize = 10 * PLAIN_COLUMNS;
 /// Longest inner-validation span, in days.
 const CALIBRATION_DAYS: usize = 28;
 /// Inner-validation origins are taken every this many steps (neighbours are near-duplicates).
@@ -332,6 +338,11 @@ fn fit_learned(
         let all = super::models::forest_levels(&model, filled, &holdout.origins, &levels, h_max)?;
         member_preds.push(transform.inverse_rows(holdout.align(&all)));
     }
+    let plain_preds = if matches!(algo, Algorithm::Blend) {
+        validate_plain(ctx, filled, &holdout, split, window)?
+    } else {
+        None
+    };
     let mut analog = None;
     if use_analog {
         let (model, preds) = validate_analog(ctx, filled, &holdout);
@@ -350,13 +361,16 @@ fn fit_learned(
                 clim_days,
                 transform,
             ));
-            let members = [r, a, c];
+            // Without a trustworthy plain ridge its place holds the ridge's forecasts, with
+            // no weight at any horizon.
+            let plain_from = if plain_preds.is_some() { p } else { usize::MAX };
+            let members = [r.clone(), a, plain_preds.unwrap_or(r), c];
             let actual: Vec<Vec<f64>> = holdout
                 .pairs
                 .iter()
                 .map(|p| p.iter().map(|(_, a)| *a).collect())
                 .collect();
-            weights = learn_weights(&members, &actual);
+            weights = learn_weights(&members, &actual, plain_from);
             tracing::debug!(?weights, "blend weights learned");
             combine(&members, &weights)
         }
@@ -384,6 +398,7 @@ fn fit_learned(
     let estimator = match (ridge, analog.clone()) {
         (Some(ridge), Some(analog)) => Estimator::Blend {
             ridge,
+            plain: plain_ridge(ctx, n, window, RidgeStats::fit)?,
             analog,
             climatology_days: clim_days,
             weights: weights.clone(),
@@ -495,11 +510,20 @@ fn ridge_stats(
     end: usize,
     window: usize,
 ) -> Result<Vec<RidgeStats>, ForecastError> {
+    frame_ridge_stats(ctx, &ctx.raw, end, window)
+}
+
+fn frame_ridge_stats(
+    ctx: &Context<'_>,
+    frame: &FeatureFrame<'_>,
+    end: usize,
+    window: usize,
+) -> Result<Vec<RidgeStats>, ForecastError> {
     let lo = (ctx.spec.lookback - 1).max(end.saturating_sub(window));
     let mut origins = Vec::new();
     let mut x = Vec::new();
     for t in lo..end.saturating_sub(1) {
-        if let Some(row) = ctx.raw.lag_row(t) {
+        if let Some(row) = frame.lag_row(t) {
             origins.push(t);
             x.extend_from_slice(&row);
         }
@@ -513,7 +537,7 @@ fn ridge_stats(
         |i, h| {
             let t = origins[i];
             if t + h < end {
-                ctx.raw.target(t, h)
+                frame.target(t, h)
             } else {
                 None
             }
@@ -630,6 +654,49 @@ fn chosen_ridge<M>(
             make(&s.subset(cols)?, alpha)
         })
         .collect()
+}
+
+/// The Blend's plain ridge (see `combine`) fitted on targets before `end`, one model per
+/// horizon made by `make` (as in [`chosen_ridge`]). It sees the original scale: its frame
+/// is rebuilt from the untransformed values.
+fn plain_ridge<M>(
+    ctx: &Context<'_>,
+    end: usize,
+    window: usize,
+    make: impl Fn(&RidgeStats, f64) -> Result<M, ForecastError>,
+) -> Result<Vec<M>, ForecastError> {
+    let original = ctx.raw.rescaled(ctx.values);
+    let cols: Vec<usize> = (0..PLAIN_COLUMNS).collect();
+    frame_ridge_stats(ctx, &original, end, window)?
+        .iter()
+        .map(|s| make(&s.subset(&cols)?, PLAIN_ALPHA))
+        .collect()
+}
+
+/// The plain ridge's held-out predictions (original scale, aligned with the holdout pairs),
+/// made by the serving code path (`models::plain_levels`).
+fn validate_plain(
+    ctx: &Context<'_>,
+    filled: &FeatureFrame<'_>,
+    holdout: &Holdout,
+    split: usize,
+    window: usize,
+) -> Result<Option<Vec<Vec<f64>>>, ForecastError> {
+    let fitted = plain_ridge(ctx, split, window, |s, alpha| {
+        Ok((s.rows(), s.solve(alpha)?))
+    })?;
+    if fitted.iter().any(|(rows, _)| *rows < PLAIN_MIN_ROWS) {
+        return Ok(None);
+    }
+    let models: Vec<_> = fitted.into_iter().map(|(_, m)| m).collect();
+    let all = plain_levels(
+        &models,
+        filled,
+        &holdout.origins,
+        ctx.cfg.horizon,
+        ctx.spec.transform,
+    )?;
+    Ok(Some(holdout.align(&all)))
 }
 
 /// Per-horizon penalties, column-set indices and held-out predictions.
