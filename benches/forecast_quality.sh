@@ -8,9 +8,12 @@
 #   PEERS=1 benches/forecast_quality.sh          also the established tools (benches/peers.py:
 #                                                scikit-learn ridge direct and recursive; add
 #                                                PEERS_MODELS=...,AutoTheta for statsforecast)
+#   TAIL_DAYS=95 PEERS=1 benches/...             only the last 95 days of each year: young
+#                                                sensors (the first of the 60 days scored has
+#                                                35 days of history before it)
 #
 # Peer scores do not depend on hygrocast, so they are cached per series and peer in
-# target/rh-data/peers.json (delete it to re-measure); the first run takes ~5 min for the two
+# target/rh-data/peers.json (peers-last<N>d.json with TAIL_DAYS; delete it to re-measure); the first run takes ~5 min for the two
 # ridges, ~45 min more for AutoTheta.
 #
 # Each evaluate is a rolling-origin backtest (56 origins, horizons 1-120 h): about 30-60 s
@@ -24,6 +27,10 @@ BIN=${HYGROCAST:-target/release/hygrocast}
 read -ra EXTRA <<<"${EVAL_ARGS:-}"
 DATA=target/rh-data
 VENV=target/rh-venv
+TAIL_DAYS=${TAIL_DAYS:-}
+[[ -z "$TAIL_DAYS" || "$TAIL_DAYS" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "TAIL_DAYS must be a whole number of days, got '$TAIL_DAYS'" >&2; exit 2; }
+PEERS_JSON=$DATA/peers${TAIL_DAYS:+-last${TAIL_DAYS}d}.json
 
 # A venv because Debian's system pip refuses to touch the system Python (PEP 668).
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -42,6 +49,13 @@ mkdir -p "$DATA/json"
 ref=../shared/data/greensboro_723170.csv  # the project's reference copy, when shared/ is beside us
 [ ! -f "$ref" ] || cmp -s "$ref" "$DATA/csv/greensboro_723170.csv" ||
     echo "warning: $DATA/csv/greensboro_723170.csv differs from $ref" >&2
+if [ -n "$TAIL_DAYS" ]; then
+    # The series are hourly: keep the header and the last TAIL_DAYS * 24 rows.
+    for f in "$DATA"/csv/*.csv; do
+        { head -n 1 "$f"; tail -n +2 "$f" | tail -n $((TAIL_DAYS * 24)); } >"$f.tail"
+        mv "$f.tail" "$f"
+    done
+fi
 
 for f in "$DATA"/csv/*.csv; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
@@ -59,10 +73,10 @@ if [ "${PEERS:-0}" = 1 ]; then
     pkgs=(numpy pandas scikit-learn)
     [[ "$PEER_LIST" != *Auto* && "$PEER_LIST" != *MSTL* ]] || pkgs+=(statsforecast)
     "$VENV/bin/pip" install -q "${pkgs[@]}"
-    PEERS_MODELS=$PEER_LIST "$VENV/bin/python" benches/peers.py "$DATA/peers.json" "$DATA"/csv/*.csv
+    PEERS_MODELS=$PEER_LIST "$VENV/bin/python" benches/peers.py "$PEERS_JSON" "$DATA"/csv/*.csv
 fi
 
-"$VENV/bin/python" - "$DATA" "$MODELS" "$PEER_LIST" <<'EOF'
+"$VENV/bin/python" - "$DATA" "$MODELS" "$PEER_LIST" "$PEERS_JSON" <<'EOF'
 import json, pathlib, sys
 data, models = pathlib.Path(sys.argv[1]), sys.argv[2].split(",")
 cols = [(m, k) for m in models for k in ("mase_1_24", "mase_1_120")]
@@ -88,7 +102,7 @@ print(f"{'mean':<20} {'':>5} " + " ".join(
 
 peers = [p for p in sys.argv[3].split(",") if p]
 if peers:
-    measured = json.loads((data / "peers.json").read_text())
+    measured = json.loads(pathlib.Path(sys.argv[4]).read_text())
     ours = models[0]
     print(f"\n{ours} against the established tools (MASE 1-24 / 1-120; ratio < 1: {ours} better)")
     print(f"{'series':<20}" + "".join(f" {p:>22}" for p in peers) + f" {'best peer':>22} {'ratio':>13}")
