@@ -82,7 +82,10 @@ impl Transform {
 /// at each of the 24 lag offsets and the slow seasonal mean.
 pub const N_LAG_FEATURES: usize = N_SHORT_LAG_FEATURES + LAGS_PER_DAY + 1;
 /// Columns of the row before the long-range ones (the analog's descriptor is a prefix).
-pub const N_SHORT_LAG_FEATURES: usize = 29 + 2 * INTERACTED.len();
+pub const N_SHORT_LAG_FEATURES: usize = N_PLAIN_LAG_FEATURES + 2 * INTERACTED.len();
+/// The row's first columns, before the interactions: level, the lags 1-24, 48 and 168 and
+/// the two time-of-day terms (the Blend's plain ridge uses these alone).
+pub const N_PLAIN_LAG_FEATURES: usize = LAGS_PER_DAY + 5;
 /// Columns of the linear row whose effect may vary with the time of day of the origin:
 /// level and lags 1, 2, 3, 6, 12, 18, 23, 24, 48, 168. (Interacting all 27 scored the same
 /// at 1.6× the cost; adding a second harmonic gained nothing.)
@@ -299,8 +302,8 @@ impl<'a> FeatureFrame<'a> {
         // those after a morning one.
         let (sn, cs) = (phase.sin(), phase.cos());
         for (k, &j) in INTERACTED.iter().enumerate() {
-            row[29 + 2 * k] = row[j] * sn;
-            row[29 + 2 * k + 1] = row[j] * cs;
+            row[N_PLAIN_LAG_FEATURES + 2 * k] = row[j] * sn;
+            row[N_PLAIN_LAG_FEATURES + 2 * k + 1] = row[j] * cs;
         }
         // Long range: the mean over the last 7 days of the value at each lag offset k
         // (k = 0..24, so horizon h finds its target's time of day at k = (-h) mod 24), and

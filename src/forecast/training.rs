@@ -13,6 +13,7 @@ use super::analog::{
 use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
 use super::features::{
     ridge_column_sets, FeatureFrame, FeatureSpec, Transform, LOOKBACK_DAYS, N_LAG_FEATURES,
+    N_PLAIN_LAG_FEATURES,
 };
 use super::forest::{sample_design, ForestModel, ForestParams};
 use super::intervals::{calibrate, HorizonQuantiles};
@@ -26,12 +27,10 @@ use super::{ForecastConfig, ForecastError, Series};
 
 /// Candidate ridge penalties (per training row, on standardised features).
 const RIDGE_ALPHAS: [f64; 6] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
-/// Columns of the plain ridge: level, 24 hourly lags, the 2- and 7-day lags, time of day.
-const PLAIN_COLUMNS: usize = 29;
 /// Its penalty per row (on standardised features): next to none.
 const PLAIN_ALPHA: f64 = 1e-5;
 /// Fewest training rows per horizon for the plain ridge to join the Blend (ten per column).
-const PLAIN_MIN_ROWS: usize = 10 * PLAIN_COLUMNS;
+const PLAIN_MIN_ROWS: usize = 10 * N_PLAIN_LAG_FEATURES;
 /// Longest inner-validation span, in days.
 const CALIBRATION_DAYS: usize = 28;
 /// Inner-validation origins are taken every this many steps (neighbours are near-duplicates).
@@ -666,7 +665,7 @@ fn plain_ridge<M>(
     make: impl Fn(&RidgeStats, f64) -> Result<M, ForecastError>,
 ) -> Result<Vec<M>, ForecastError> {
     let original = ctx.raw.rescaled(ctx.values);
-    let cols: Vec<usize> = (0..PLAIN_COLUMNS).collect();
+    let cols: Vec<usize> = (0..N_PLAIN_LAG_FEATURES).collect();
     frame_ridge_stats(ctx, &original, end, window)?
         .iter()
         .map(|s| make(&s.subset(&cols)?, PLAIN_ALPHA))
