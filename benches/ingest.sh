@@ -147,7 +147,8 @@ run_wrk() {
     before=$(cpu_secs $($pids))
     local TIMEFORMAT="%U %S"
     { time wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" \
-        "$base/api/v1/readings" -- "$WORK/tokens.txt" "$THREADS" "$(date +%s)" >"$out" ; } 2>"$out.time"
+        "$base/api/v1/readings" -- "$WORK/tokens.txt" "$THREADS" "$(date +%s)" >"$out" ; } 2>"$out.time" ||
+        { echo "FAIL: wrk against $base:" >&2; cat "$out" "$out.time" >&2; exit 1; }
     # shellcheck disable=SC2046
     after=$(cpu_secs $($pids))
     sed 's/^/    /' "$out"
@@ -185,10 +186,28 @@ load
 collect "$BENCH" copy --db "$DB" --tokens "$WORK/tokens.txt" --readings "$READINGS" --batch "$BATCH"
 
 echo "== 5. ceiling: bare actix endpoint (same parsing, no database), same wrk load"
-BARE_PORT=$(free_port)
-"$BENCH" bare --bind "127.0.0.1:$BARE_PORT" 2>"$WORK/bare.log" &
-BARE_PID=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BARE_PORT") 2>/dev/null && break; sleep 0.1; done
+# The port can be taken between free_port and the bind: then try another, and if the
+# endpoint never comes up, say why instead of letting wrk fail on a closed port.
+start_bare() {
+    local attempt
+    for attempt in 1 2 3; do
+        BARE_PORT=$(free_port)
+        "$BENCH" bare --bind "127.0.0.1:$BARE_PORT" 2>"$WORK/bare.log" &
+        BARE_PID=$!
+        for _ in $(seq 1 300); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$BARE_PORT") 2>/dev/null && return 0
+            kill -0 "$BARE_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        echo "bare endpoint not up on :$BARE_PORT (attempt $attempt):" >&2
+        cat "$WORK/bare.log" >&2
+        kill "$BARE_PID" 2>/dev/null || true
+        wait "$BARE_PID" 2>/dev/null || true
+        BARE_PID=""
+    done
+    return 1
+}
+start_bare || { echo "FAIL: the bare endpoint did not start" >&2; exit 1; }
 load
 bare_pids() { echo "$BARE_PID"; }
 run_wrk "http://127.0.0.1:$BARE_PORT" bare bare_pids
