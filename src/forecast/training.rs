@@ -362,8 +362,11 @@ fn fit_learned(
             ));
             // Without a trustworthy plain ridge its place holds the ridge's forecasts, with
             // no weight at any horizon.
-            let plain_from = if plain_preds.is_some() { p } else { usize::MAX };
-            let members = [r.clone(), a, plain_preds.unwrap_or(r), c];
+            let (plain, plain_from) = match plain_preds {
+                Some(plain) => (plain, p),
+                None => (r.clone(), usize::MAX),
+            };
+            let members = [r, a, plain, c];
             let actual: Vec<Vec<f64>> = holdout
                 .pairs
                 .iter()
