@@ -182,6 +182,49 @@ async fn too_little_history_is_served_by_the_labelled_baseline() {
 }
 
 #[tokio::test]
+async fn a_sensor_too_young_to_backtest_a_learned_model_is_served_the_blend() {
+    // 23 days: enough to fit the learned models (21 days at a 120 h horizon), not to
+    // backtest them, so only the baseline is scored and the blend serves untested.
+    let (app, id) = app_with_sensor("young-1", 23).await;
+    let run = train(&app, id, None).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    let champ = champion(&app, id).await.expect("champion");
+    assert!(!champ.baseline);
+    assert_eq!(champ.algorithm, "blend");
+    let metrics = run.metrics.expect("backtest table");
+    let scored: Vec<&str> = metrics["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .filter_map(|c| c["model"].as_str())
+        .collect();
+    assert_eq!(scored, ["seasonal_naive"], "{metrics}");
+    let body: serde_json::Value = app
+        .get("/api/v1/sensors/young-1/forecast?horizon=120h")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["model"]["baseline"], false, "{body}");
+    assert_eq!(body["model"]["algorithm"], "blend", "{body}");
+    // The pages show a champion without a backtest score of its own.
+    for path in ["/sensors/young-1", "/models"] {
+        let page = app.get(path).await;
+        assert_eq!(page.status(), 200, "{path}");
+    }
+    // Until the blend can be backtested, each new fit replaces the last one.
+    let again = train(&app, id, None).await;
+    assert_eq!(again.status, "succeeded", "{:?}", again.error);
+    let champ = champion(&app, id).await.expect("champion");
+    assert_eq!((champ.version, champ.run_id), (2, again.id));
+    assert!(
+        champ.status_reason.contains("newer data"),
+        "{:?}",
+        champ.status_reason
+    );
+}
+
+#[tokio::test]
 async fn a_worse_challenger_is_not_promoted_and_rollback_restores_the_previous_champion() {
     let (app, id) = app_with_sensor("museum-hall", 30).await;
     // Start from the naive baseline as champion, then let the backtest choose.

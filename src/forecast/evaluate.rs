@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::backtest::{backtest_from, first_origin, history_floor, select};
+use super::backtest::{backtest_from, first_origin, history_floor, select_and_fit};
 use super::features::period_for_step;
 use super::models::Algorithm;
 use super::plural;
@@ -232,7 +232,15 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     // history the most demanding model that can be scored at all needs.
     let floor = history_floor(&models, series.len(), period, &cfg);
     let o0 = first_origin(series.len(), period, &cfg, floor)?;
-    let (chosen, _) = select(&series.head(o0), &models, &cfg, &train);
+    // What the server would serve at the first origin: chosen on the history before it, and
+    // fitted too, since a fit that fails there falls back to the seasonal-naive baseline.
+    let chosen = match select_and_fit(&series.head(o0), &models, &cfg) {
+        Ok(t) => t.chosen,
+        Err(e) => {
+            tracing::warn!(error = %e, "no model could be fitted before the scored window");
+            Algorithm::SeasonalNaive
+        }
+    };
     tracing::info!(%chosen, "selected on the history before the scored window");
 
     let mut scores = Vec::new();

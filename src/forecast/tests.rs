@@ -587,21 +587,38 @@ fn a_young_series_is_backtested_from_the_first_origin_its_learned_models_can_fit
 }
 
 #[test]
-fn too_short_for_learned_models_the_baselines_are_still_scored() {
+fn too_young_to_backtest_the_learned_models_the_untested_default_serves() {
     let cfg = ForecastConfig::default();
-    // 22 days: a backtest origin after 14 days exists, one after 21 does not.
+    let opts = training::TrainOptions::default();
+    // 22 days: a backtest origin after 14 days exists, one after 21 does not, yet 21 days
+    // are enough to fit a learned model.
     let s = synthetic(22, 12);
     let floor = backtest::history_floor(&Algorithm::ALL, s.len(), 24, &cfg);
     assert_eq!(floor, cfg.min_history_steps);
-    let (chosen, reports) = backtest::select(
-        &s,
-        &[Algorithm::SeasonalNaive, Algorithm::Ridge],
-        &cfg,
-        &training::TrainOptions::default(),
-    );
-    assert_eq!(chosen, Algorithm::SeasonalNaive);
+    let candidates = [Algorithm::SeasonalNaive, Algorithm::Ridge];
+    let (chosen, reports) = backtest::select(&s, &candidates, &cfg, &opts);
+    // The baselines are still scored, but their scores do not decide.
     let scored: Vec<Algorithm> = reports.iter().map(|(a, _)| *a).collect();
     assert_eq!(scored, [Algorithm::SeasonalNaive]);
+    assert_eq!(chosen, Algorithm::Ridge);
+    // Among all candidates the blend comes first, and it does fit on this history.
+    let t = select_and_fit(&s, &Algorithm::ALL, &cfg).expect("select");
+    assert_eq!(t.chosen, Algorithm::Blend);
+    assert_eq!(t.model.algorithm, Algorithm::Blend);
+    assert!(t.reports.iter().all(|(a, _)| a.is_baseline()));
+    // 20 days cannot fit a learned model: the baseline serves.
+    let younger = synthetic(20, 12);
+    let (chosen, _) = backtest::select(&younger, &Algorithm::ALL, &cfg, &opts);
+    assert_eq!(chosen, Algorithm::SeasonalNaive);
+    // With a learned model backtested, the backtest decides, as before.
+    let older = synthetic(30, 12);
+    let (chosen, reports) = backtest::select(&older, &candidates, &cfg, &opts);
+    assert!(reports.iter().any(|(a, _)| *a == Algorithm::Ridge));
+    let best = reports
+        .iter()
+        .min_by(|a, b| backtest::selection_score(&a.1).total_cmp(&backtest::selection_score(&b.1)))
+        .map(|(a, _)| *a);
+    assert_eq!(Some(chosen), best);
 }
 
 /// Writes `body` under a fresh temporary directory and evaluates it with `opts`.
@@ -615,6 +632,32 @@ fn evaluate_text(
     let path = dir.join("s.csv");
     std::fs::write(&path, body).expect("write");
     evaluate_csv(&EvaluateOptions { csv: path, ..opts })
+}
+
+#[test]
+fn evaluate_on_a_series_shorter_than_the_window_chooses_what_a_young_sensor_is_served() {
+    // 40 days against a 60-day window: the scored window starts at the first origin the
+    // learned model can be fitted at, so the history before it cannot backtest that model.
+    let mut csv = String::from("ts,value\n");
+    for (ts, v) in synthetic::generate_readings(&SyntheticSpec {
+        days: 40,
+        ..SyntheticSpec::default()
+    }) {
+        csv.push_str(&format!("{},{v}\n", ts.to_rfc3339()));
+    }
+    let report = evaluate_text(
+        "young",
+        &csv,
+        EvaluateOptions {
+            horizon: 24,
+            models: Some(vec![Algorithm::SeasonalNaive, Algorithm::Ridge]),
+            ..EvaluateOptions::default()
+        },
+    )
+    .expect("evaluate");
+    assert_eq!(report.chosen, Algorithm::Ridge);
+    let scored: Vec<Algorithm> = report.models.iter().map(|m| m.model).collect();
+    assert_eq!(scored, [Algorithm::SeasonalNaive, Algorithm::Ridge]);
 }
 
 fn quick_evaluate() -> EvaluateOptions {

@@ -411,6 +411,15 @@ fn decide(
                 champion.version
             ),
         ),
+        // A sensor too young to backtest a learned model is served one untested; until it
+        // can be scored, the newer fit (which has seen newer data) replaces the older one.
+        (None, None) if !new_is_baseline && !champion.baseline => (
+            true,
+            format!(
+                "neither this version nor champion v{} can be backtested on this history yet; the newer one has seen newer data",
+                champion.version
+            ),
+        ),
         (None, _) => (false, "no backtest score for the new version".into()),
     }
 }
