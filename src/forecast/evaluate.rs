@@ -235,7 +235,16 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     // What the server would serve at the first origin: chosen on the history before it, and
     // fitted too, since a fit that fails there falls back to the seasonal-naive baseline.
     let chosen = match select_and_fit(&series.head(o0), &models, &cfg) {
-        Ok(t) => t.chosen,
+        Ok(t) => {
+            if !t.chosen.is_baseline() && !t.reports.iter().any(|(a, _)| *a == t.chosen) {
+                notes.push(format!(
+                    "the {o0} steps before the scored window are too few to backtest the learned \
+                     models, so {} was chosen untested, as a sensor this young is served",
+                    t.chosen
+                ));
+            }
+            t.chosen
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no model could be fitted before the scored window");
             Algorithm::SeasonalNaive
@@ -303,6 +312,19 @@ impl CsvSeries {
                 self.out_of_range,
                 plural(self.out_of_range),
                 kind.default_unit()
+            ));
+        }
+        // Relative humidity sent as a fraction is read as under 1 %RH: it is forecast all
+        // the same, but the person running this should know what was assumed.
+        let max = self
+            .readings
+            .iter()
+            .map(|r| r.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if kind == SensorKind::Humidity && max > 0.0 && max <= 1.0 {
+            notes.push(format!(
+                "every value is at most 1 (the largest is {max}): they are read as %RH; if \
+                 they are fractions, multiply them by 100"
             ));
         }
         notes

@@ -658,6 +658,37 @@ fn evaluate_on_a_series_shorter_than_the_window_chooses_what_a_young_sensor_is_s
     assert_eq!(report.chosen, Algorithm::Ridge);
     let scored: Vec<Algorithm> = report.models.iter().map(|m| m.model).collect();
     assert_eq!(scored, [Algorithm::SeasonalNaive, Algorithm::Ridge]);
+    assert!(
+        report.to_table().contains("ridge was chosen untested"),
+        "{}",
+        report.to_table()
+    );
+}
+
+#[test]
+fn evaluate_says_when_humidity_looks_like_a_fraction() {
+    let readings = synthetic::generate_readings(&SyntheticSpec {
+        days: 20,
+        ..SyntheticSpec::default()
+    });
+    let as_csv = |scale: f64| {
+        let mut csv = String::from("ts,value\n");
+        for (ts, v) in &readings {
+            csv.push_str(&format!("{},{}\n", ts.to_rfc3339(), v * scale));
+        }
+        csv
+    };
+    let fraction = evaluate_text("fraction", &as_csv(0.01), quick_evaluate()).expect("evaluate");
+    assert!(
+        fraction
+            .notes
+            .iter()
+            .any(|n| n.contains("multiply them by 100")),
+        "{:?}",
+        fraction.notes
+    );
+    let percent = evaluate_text("percent", &as_csv(1.0), quick_evaluate()).expect("evaluate");
+    assert!(percent.notes.is_empty(), "{:?}", percent.notes);
 }
 
 fn quick_evaluate() -> EvaluateOptions {
