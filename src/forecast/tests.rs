@@ -606,6 +606,10 @@ fn too_young_to_backtest_the_learned_models_the_untested_default_serves() {
     assert_eq!(t.chosen, Algorithm::Blend);
     assert_eq!(t.model.algorithm, Algorithm::Blend);
     assert!(t.reports.iter().all(|(a, _)| a.is_baseline()));
+    // Its intervals come from its own held-out forecasts, so they are not empty.
+    let f = t.model.forecast(&s, cfg.horizon).expect("forecast");
+    assert_well_formed(&f, &cfg, cfg.horizon);
+    assert!(f.steps.iter().all(|st| st.hi95 - st.lo95 > 1.0), "{f:?}");
     // 20 days cannot fit a learned model: the baseline serves.
     let younger = synthetic(20, 12);
     let (chosen, _) = backtest::select(&younger, &Algorithm::ALL, &cfg, &opts);
