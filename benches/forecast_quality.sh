@@ -17,7 +17,8 @@
 # ridges, ~45 min more for AutoTheta.
 #
 # Each evaluate is a rolling-origin backtest (56 origins, horizons 1-120 h): about 30-60 s
-# per series and model in release, single-threaded, hence JOBS defaults to the 2 cores.
+# per series and model in release, each run with --jobs 1 (one thread), and JOBS of them
+# side by side, by default the 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,7 +62,7 @@ for f in "$DATA"/csv/*.csv; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     name=$(basename "$f" .csv)
     # Written under a temporary name so a failed run leaves no half JSON behind.
-    { "$BIN" evaluate --csv "$f" --json --models "$MODELS" "${EXTRA[@]}" \
+    { "$BIN" evaluate --csv "$f" --json --jobs 1 --models "$MODELS" "${EXTRA[@]}" \
         >"$DATA/json/$name.tmp" 2>/dev/null && mv "$DATA/json/$name.tmp" "$DATA/json/$name.json"; } ||
         echo "evaluate failed on $name" >&2 &
 done

@@ -34,6 +34,15 @@ pub struct EvaluateOptions {
     pub models: Option<Vec<Algorithm>>,
     /// The quantity: its range bounds the values read and the forecasts.
     pub kind: SensorKind,
+    /// Threads: with 2 or more, the choice (on the history before the window) and the
+    /// scores (on the window) run side by side; with 1, one after the other, so that the fit
+    /// times are measured on an otherwise idle core.
+    pub jobs: usize,
+}
+
+/// Two threads, one per half of the work, when the machine has the cores for them.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 impl Default for EvaluateOptions {
@@ -46,6 +55,7 @@ impl Default for EvaluateOptions {
             window_days: 60,
             models: None,
             kind: SensorKind::Humidity,
+            jobs: default_jobs(),
         }
     }
 }
@@ -232,9 +242,30 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     // history the most demanding model that can be scored at all needs.
     let floor = history_floor(&models, series.len(), period, &cfg);
     let o0 = first_origin(series.len(), period, &cfg, floor)?;
+    // The choice (on the history before the window) and the scores (on the window) do not
+    // depend on each other, and each is about half the work: they run side by side.
+    let head = series.head(o0);
+    let select = || select_and_fit(&head, &models, &cfg);
+    let score = || -> Vec<_> {
+        models
+            .iter()
+            .map(|&model| (model, backtest_from(&series, model, &cfg, &train, floor)))
+            .collect()
+    };
+    let (selection, backtests) = if opts.jobs > 1 {
+        std::thread::scope(|scope| {
+            let selection = scope.spawn(select);
+            let backtests = score();
+            (selection.join(), backtests)
+        })
+    } else {
+        (Ok(select()), score())
+    };
+    let selection =
+        selection.map_err(|_| ForecastError::FitFailed("the model selection panicked".into()))?;
     // What the server would serve at the first origin: chosen on the history before it, and
     // fitted too, since a fit that fails there falls back to the seasonal-naive baseline.
-    let chosen = match select_and_fit(&series.head(o0), &models, &cfg) {
+    let chosen = match selection {
         Ok(t) => {
             if !t.chosen.is_baseline() && !t.reports.iter().any(|(a, _)| *a == t.chosen) {
                 notes.push(format!(
@@ -254,8 +285,8 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
 
     let mut scores = Vec::new();
     let mut first_error = None;
-    for &model in &models {
-        match backtest_from(&series, model, &cfg, &train, floor) {
+    for (model, backtest) in backtests {
+        match backtest {
             Ok(m) => scores.push(ModelScore {
                 model,
                 mase_1_24: m.mase_1_24,

@@ -53,7 +53,9 @@ pub use analog::AnalogModel;
 pub use backtest::{
     backtest, backtest_among, backtest_with, select_and_fit, window_shortfall, Trained,
 };
-pub use evaluate::{evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary};
+pub use evaluate::{
+    default_jobs, evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary,
+};
 pub use features::{period_for_step, FeatureSpec, Transform};
 pub use forest::ForestParams;
 pub use intervals::HorizonQuantiles;
