@@ -317,7 +317,7 @@ fn select_and_fit_chooses_by_backtest() {
 }
 
 #[test]
-fn evaluate_report_has_the_contract_shape() {
+fn evaluate_report_gives_its_bounds_as_timestamps_and_a_table_row_per_model() {
     let dir = std::env::temp_dir().join(format!("hygro-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("s.csv");
@@ -338,27 +338,8 @@ fn evaluate_report_has_the_contract_shape() {
     })
     .expect("evaluate");
     let v = serde_json::to_value(&report).expect("json");
-    let keys = |o: &serde_json::Value| -> Vec<String> {
-        let mut k: Vec<String> = o.as_object().expect("object").keys().cloned().collect();
-        k.sort();
-        k
-    };
-    assert_eq!(keys(&v), ["chosen", "models", "series"]);
-    assert_eq!(keys(&v["series"]), ["first", "last", "rows"]);
-    assert_eq!(
-        keys(&v["models"][0]),
-        [
-            "coverage_80",
-            "coverage_95",
-            "fit_seconds",
-            "mae_1_120",
-            "mae_1_24",
-            "mase_1_120",
-            "mase_1_24",
-            "model",
-            "rmse_1_24"
-        ]
-    );
+    // The JSON's shape, key by key, is checked on the real binary's output in
+    // tests/evaluate_cli.rs.
     assert!(v["chosen"].is_string());
     let first: DateTime<Utc> = serde_json::from_value(v["series"]["first"].clone()).expect("ts");
     assert_eq!(first.timestamp(), 1_735_689_600);
