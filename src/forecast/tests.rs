@@ -568,6 +568,17 @@ fn a_young_series_is_backtested_from_the_first_origin_its_learned_models_can_fit
 }
 
 #[test]
+fn the_blend_preference_widens_as_the_origins_behind_the_scores_get_fewer() {
+    let pref = backtest::combination_preference;
+    assert_eq!(pref(56), backtest::COMBINATION_PREFERENCE);
+    // More origins than the full window's never narrow it below 2 %.
+    assert_eq!(pref(200), backtest::COMBINATION_PREFERENCE);
+    assert!((pref(14) - 0.04).abs() < 1e-12, "{}", pref(14));
+    assert!((pref(10) - 0.02 * 5.6f64.sqrt()).abs() < 1e-12);
+    assert!(pref(0).is_finite());
+}
+
+#[test]
 fn too_young_to_backtest_the_learned_models_the_untested_default_serves() {
     let cfg = ForecastConfig::default();
     let opts = training::TrainOptions::default();
