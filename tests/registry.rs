@@ -222,6 +222,11 @@ async fn a_sensor_too_young_to_backtest_a_learned_model_is_served_the_blend() {
         "{:?}",
         champ.status_reason
     );
+    // A model asked for by name is fitted untested too, not refused.
+    let requested = train(&app, id, Some(Algorithm::Ridge)).await;
+    assert_eq!(requested.status, "succeeded", "{:?}", requested.error);
+    let champ = champion(&app, id).await.expect("champion");
+    assert_eq!((champ.version, champ.algorithm.as_str()), (3, "ridge"));
 }
 
 #[tokio::test]

@@ -17,8 +17,8 @@ use super::{forecast_config, versions, RegistryError};
 use crate::config::Settings;
 use crate::domain::SensorKind;
 use crate::forecast::{
-    self, Algorithm, FittedModel, ForecastConfig, Metrics, Series, MODEL_FORMAT_VERSION,
-    SMARTCORE_VERSION,
+    self, Algorithm, FittedModel, ForecastConfig, ForecastError, Metrics, Series,
+    MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
 };
 
 /// What a finished run produced.
@@ -320,13 +320,17 @@ fn fit_blocking(
                 )));
             }
             let compared = with_champion(&[algo]);
-            let metrics = forecast::backtest_among(series, algo, cfg, &compared)?;
-            (
-                forecast::fit(series, algo, cfg)?,
-                algo,
-                vec![(algo, metrics)],
-                compared,
-            )
+            // Three to four weeks of history fit a learned model but cannot backtest it: the
+            // requested model is then fitted untested, as automatic selection would serve it.
+            let reports = match forecast::backtest_among(series, algo, cfg, &compared) {
+                Ok(metrics) => vec![(algo, metrics)],
+                Err(ForecastError::TooLittleData(why)) if !algo.is_baseline() => {
+                    tracing::info!(algorithm = algo.name(), %why, "fitting the requested model untested");
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            (forecast::fit(series, algo, cfg)?, algo, reports, compared)
         }
         None if !enough_history => {
             // Too little history for a learned model: the baseline serves, labelled as such.
