@@ -253,13 +253,31 @@ fn untested_default(
     cfg: &ForecastConfig,
 ) -> Option<Algorithm> {
     let learned = || candidates.iter().filter(|a| !a.is_baseline());
-    let can_backtest = learned().any(|&a| least_history(a, period, cfg) + cfg.horizon <= n);
-    if can_backtest {
+    if !learned().all(|&a| fits_but_cannot_backtest(a, n, period, cfg)) {
         return None;
     }
     UNTESTED_PREFERENCE
         .into_iter()
         .find(|&a| candidates.contains(&a) && least_history(a, period, cfg) <= n)
+}
+
+/// Whether `algo` can be fitted on `n` steps but not backtested on them (no origin with its
+/// history before it has a horizon after it): the one definition of "served untested", for
+/// the selection and for a model requested by name.
+fn fits_but_cannot_backtest(
+    algo: Algorithm,
+    n: usize,
+    period: usize,
+    cfg: &ForecastConfig,
+) -> bool {
+    let need = least_history(algo, period, cfg);
+    need <= n && n < need + cfg.horizon
+}
+
+/// [`fits_but_cannot_backtest`] for a learned `algo` on `series`.
+pub fn untested_only(series: &Series, algo: Algorithm, cfg: &ForecastConfig) -> bool {
+    !algo.is_baseline()
+        && fits_but_cannot_backtest(algo, series.len(), period_for_step(series.step_secs), cfg)
 }
 
 /// Relative score margin within which `Blend` is preferred to the best single model, when

@@ -51,7 +51,8 @@ use serde::{Deserialize, Serialize};
 
 pub use analog::AnalogModel;
 pub use backtest::{
-    backtest, backtest_among, backtest_with, select_and_fit, window_shortfall, Trained,
+    backtest, backtest_among, backtest_with, select_and_fit, untested_only, window_shortfall,
+    Trained,
 };
 pub use evaluate::{
     default_jobs, evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary,

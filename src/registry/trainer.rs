@@ -17,8 +17,8 @@ use super::{forecast_config, versions, RegistryError};
 use crate::config::Settings;
 use crate::domain::SensorKind;
 use crate::forecast::{
-    self, Algorithm, FittedModel, ForecastConfig, ForecastError, Metrics, Series,
-    MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
+    self, Algorithm, FittedModel, ForecastConfig, Metrics, Series, MODEL_FORMAT_VERSION,
+    SMARTCORE_VERSION,
 };
 
 /// What a finished run produced.
@@ -322,13 +322,17 @@ fn fit_blocking(
             let compared = with_champion(&[algo]);
             // Three to four weeks of history fit a learned model but cannot backtest it: the
             // requested model is then fitted untested, as automatic selection would serve it.
-            let reports = match forecast::backtest_among(series, algo, cfg, &compared) {
-                Ok(metrics) => vec![(algo, metrics)],
-                Err(ForecastError::TooLittleData(why)) if !algo.is_baseline() => {
-                    tracing::info!(algorithm = algo.name(), %why, "fitting the requested model untested");
-                    Vec::new()
-                }
-                Err(e) => return Err(e.into()),
+            let reports = if forecast::untested_only(series, algo, cfg) {
+                tracing::info!(
+                    algorithm = algo.name(),
+                    "fitting the requested model untested"
+                );
+                Vec::new()
+            } else {
+                vec![(
+                    algo,
+                    forecast::backtest_among(series, algo, cfg, &compared)?,
+                )]
             };
             (forecast::fit(series, algo, cfg)?, algo, reports, compared)
         }
