@@ -12,7 +12,8 @@ use crate::forecast::{self, Algorithm, EvaluateOptions};
 pub struct EvaluateArgs {
     /// CSV file with a timestamp column (RFC 3339; also a date-time without offset, taken as
     /// UTC, or unix time in s, ms, µs or ns) and a value column. Empty or NaN values, and values outside the
-    /// quantity's range, are gaps, counted in the report.
+    /// quantity's range, are gaps, counted in the report. Comma-separated, or, when the header
+    /// has no comma, semicolon- (decimal commas allowed) or tab-separated.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
     #[arg(long, default_value = "ts", value_name = "NAME")]

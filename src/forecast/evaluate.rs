@@ -138,14 +138,45 @@ fn parse_timestamp(cell: &str) -> Option<DateTime<Utc>> {
     unix_secs(secs)
 }
 
+/// The field separator, from the header line: a comma unless the header has none and has
+/// semicolons (the CSV of spreadsheets in locales that write a decimal comma) or tabs.
+fn sniff_delimiter(path: &std::path::Path) -> std::io::Result<u8> {
+    use std::io::BufRead as _;
+    let mut header = Vec::new();
+    std::io::BufReader::new(std::fs::File::open(path)?).read_until(b'\n', &mut header)?;
+    let has = |b: u8| header.contains(&b);
+    Ok(match (has(b','), has(b';'), has(b'\t')) {
+        (false, true, _) => b';',
+        (false, false, true) => b'\t',
+        _ => b',',
+    })
+}
+
+/// A value cell: a number, or with a separator other than the comma, a number written with
+/// a decimal comma (`45,3`), as those spreadsheets export it.
+fn parse_value(cell: &str, delimiter: u8) -> Option<f64> {
+    cell.parse().ok().or_else(|| {
+        let decimal_comma =
+            delimiter != b',' && cell.matches(',').count() == 1 && !cell.contains('.');
+        decimal_comma
+            .then(|| cell.replace(',', ".").parse().ok())
+            .flatten()
+    })
+}
+
 /// Read `(ts, value)` rows. A row without a value is a gap, and so is a value outside the
 /// quantity's range (the server's ingest refuses those, so its history has a gap there too);
 /// both are counted and reported. A cell that is neither a value nor a missing-value marker,
 /// or a timestamp in no accepted form, is an error naming its row: the file is not what it
 /// claims to be, and guessing would score something else.
 fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
-    let mut rdr = csv::Reader::from_path(&opts.csv)
-        .map_err(|e| ForecastError::Input(format!("{}: {e}", opts.csv.display())))?;
+    let unreadable =
+        |e: &dyn std::fmt::Display| ForecastError::Input(format!("{}: {e}", opts.csv.display()));
+    let delimiter = sniff_delimiter(&opts.csv).map_err(|e| unreadable(&e))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(&opts.csv)
+        .map_err(|e| unreadable(&e))?;
     let headers = rdr
         .headers()
         .map_err(|e| ForecastError::Input(e.to_string()))?
@@ -185,7 +216,7 @@ fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
             out.missing += 1;
             continue;
         }
-        let v: f64 = cell.parse().map_err(|_| {
+        let v: f64 = parse_value(cell, delimiter).ok_or_else(|| {
             ForecastError::Input(format!(
                 "row {row}: bad value {cell:?}: expected a number, or an empty cell or NaN \
                  for a missing one"

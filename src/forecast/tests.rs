@@ -762,6 +762,52 @@ fn evaluate_reads_the_usual_timestamp_forms_and_leaves_out_missing_and_impossibl
 }
 
 #[test]
+fn evaluate_reads_semicolon_and_tab_separated_files_and_decimal_commas() {
+    let readings = synthetic::generate_readings(&SyntheticSpec {
+        days: 20,
+        ..SyntheticSpec::default()
+    });
+    let as_csv = |sep: &str, decimal: &str| {
+        let mut csv = format!("\u{feff}ts{sep}value\r\n");
+        for (ts, v) in &readings {
+            let v = format!("{v:.2}").replace('.', decimal);
+            csv.push_str(&format!("{}{sep}{v}\r\n", ts.to_rfc3339()));
+        }
+        csv
+    };
+    // Everything but the fit times, which vary from run to run.
+    let scores = |r: &EvaluateReport| {
+        r.models
+            .iter()
+            .map(|m| {
+                (
+                    m.model,
+                    m.mase_1_24,
+                    m.mase_1_120,
+                    m.coverage_80,
+                    m.coverage_95,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let comma = evaluate_text("sep-comma", &as_csv(",", "."), quick_evaluate()).expect("comma");
+    assert!(comma.series.rows > 400, "{:?}", comma.series);
+    for (name, sep, decimal) in [("semicolon", ";", ","), ("tab", "\t", ".")] {
+        let report =
+            evaluate_text(name, &as_csv(sep, decimal), quick_evaluate()).expect("evaluate");
+        assert_eq!(report.series, comma.series, "{name}");
+        assert_eq!(scores(&report), scores(&comma), "{name}");
+    }
+    // With commas separating fields, a decimal comma is a field too many, not a value.
+    let body = "ts,value\n2025-01-01T00:00:00Z,50\n2025-01-01T01:00:00Z,\"50,5\"\n";
+    let Err(ForecastError::Input(msg)) = evaluate_text("comma-decimal", body, quick_evaluate())
+    else {
+        panic!("a decimal comma in a comma-separated file is ambiguous");
+    };
+    assert!(msg.contains("row 3: bad value \"50,5\""), "{msg}");
+}
+
+#[test]
 fn evaluate_names_the_row_of_a_cell_that_is_no_value_or_no_time() {
     let body = "ts,value\n2025-01-01T00:00:00Z,50\n2025-01-01T01:00:00Z,fifty\n";
     let Err(ForecastError::Input(msg)) = evaluate_text("bad-value", body, quick_evaluate()) else {
