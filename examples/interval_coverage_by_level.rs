@@ -1,0 +1,82 @@
+//! How well the blend's intervals cover, split by the level of the forecast: the coverage
+//! `hygrocast evaluate` reports is over all forecasts, and a band can be right on average
+//! while too narrow for dry forecasts and too wide near saturation.
+//!
+//! Same protocol as `evaluate` (origins every 24 h over the last 60 days, refit at each,
+//! horizons 1–120), on a `ts,value` CSV with RFC 3339 times:
+//!
+//!     cargo run --release --example interval_coverage_by_level -- ../shared/data/greensboro_723170.csv
+//!
+//! About 80 s per hourly year in release. Prints figures; asserts nothing.
+
+use std::error::Error;
+
+use chrono::{DateTime, Utc};
+use hygrocast::forecast::{fit, resample, Algorithm, ForecastConfig};
+
+/// Upper edges of the forecast-level bins, in %RH (the last bin is open).
+const EDGES: [f64; 4] = [50.0, 70.0, 85.0, 95.0];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: interval_coverage_by_level FILE.csv")?;
+    let mut readings: Vec<(DateTime<Utc>, f64)> = Vec::new();
+    for (i, line) in std::fs::read_to_string(&path)?.lines().enumerate().skip(1) {
+        let (ts, value) = line
+            .split_once(',')
+            .ok_or_else(|| format!("row {}: expected ts,value", i + 1))?;
+        let Ok(value) = value.trim().parse() else {
+            continue; // a gap
+        };
+        readings.push((
+            DateTime::parse_from_rfc3339(ts.trim())?.with_timezone(&Utc),
+            value,
+        ));
+    }
+    let cfg = ForecastConfig::default();
+    let series = resample(&readings, &cfg);
+    let day = usize::try_from(86_400 / cfg.step_secs)?;
+    let window = cfg.window_days as usize * day;
+    let first = series
+        .len()
+        .checked_sub(window)
+        .ok_or("the series is shorter than the window")?;
+    // [forecasts, inside 80 %, inside 95 %] per bin
+    let mut bins = [[0usize; 3]; EDGES.len() + 1];
+    let mut origin = first;
+    while origin + cfg.horizon <= series.len() {
+        let history = series.head(origin);
+        let forecast = fit(&history, Algorithm::Blend, &cfg)?.forecast(&history, cfg.horizon)?;
+        for (k, step) in forecast.steps.iter().enumerate() {
+            let Some(actual) = series.values[origin + k] else {
+                continue;
+            };
+            let bin = EDGES.iter().take_while(|&&e| step.value >= e).count();
+            bins[bin][0] += 1;
+            bins[bin][1] += usize::from((step.lo80..=step.hi80).contains(&actual));
+            bins[bin][2] += usize::from((step.lo95..=step.hi95).contains(&actual));
+        }
+        origin += day;
+    }
+    println!(
+        "{path}: blend forecasts by level, horizons 1-{}",
+        cfg.horizon
+    );
+    println!(
+        "  {:<12} {:>6} {:>8} {:>8}",
+        "forecast", "n", "cov 80%", "cov 95%"
+    );
+    for (i, [n, in80, in95]) in bins.iter().enumerate() {
+        let lo = if i == 0 { 0.0 } else { EDGES[i - 1] };
+        let hi = EDGES.get(i).copied().unwrap_or(100.0);
+        let share = |k: usize| k as f64 / (*n).max(1) as f64;
+        println!(
+            "  {:<12} {n:>6} {:>8.3} {:>8.3}",
+            format!("{lo:.0}-{hi:.0} %"),
+            share(*in80),
+            share(*in95)
+        );
+    }
+    Ok(())
+}
