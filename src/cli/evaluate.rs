@@ -13,7 +13,7 @@ pub struct EvaluateArgs {
     /// CSV file with a timestamp column (RFC 3339; also a date-time without offset, taken as
     /// UTC, or unix time in s, ms, µs or ns) and a value column. Empty or NaN values, and values outside the
     /// quantity's range, are gaps, counted in the report. Comma-separated, or, when the header
-    /// has no comma, semicolon- (decimal commas allowed) or tab-separated.
+    /// has no comma, semicolon- or tab-separated (and then decimal commas are read).
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
     #[arg(long, default_value = "ts", value_name = "NAME")]

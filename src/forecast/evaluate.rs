@@ -152,8 +152,8 @@ fn sniff_delimiter(path: &std::path::Path) -> std::io::Result<u8> {
     })
 }
 
-/// A value cell: a number, or with a separator other than the comma, a number written with
-/// a decimal comma (`45,3`), as those spreadsheets export it.
+/// A value cell: a number, or, when fields are not separated by commas, a number written
+/// with a decimal comma (`45,3`), as spreadsheets in those locales export it.
 fn parse_value(cell: &str, delimiter: u8) -> Option<f64> {
     cell.parse().ok().or_else(|| {
         let decimal_comma =
