@@ -11,7 +11,7 @@ use super::analog::{descriptors, neighbours, pooled_changes, AnalogModel, Poolin
 use super::combine::{climatology_levels, combine, MEMBERS};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
-use super::intervals::HorizonQuantiles;
+use super::intervals::{spread, HorizonQuantiles};
 use super::ridge::{PredictRows, RidgeHorizon};
 use super::series::causal_fill;
 use super::{ForecastError, Series};
@@ -26,9 +26,11 @@ pub use super::training::fit;
 /// 6: the analog weighs recent lags more in its distance (`analog::RECENCY_LAGS`), so its
 /// chosen pooling and the Blend's weights were fitted to other neighbours.
 /// 7: the Blend has a fourth member, the plain lag ridge on the original scale.
+/// 8: interval quantiles are in units of the spread at the forecast's level
+/// (`intervals::spread`), no longer in the quantity's units.
 /// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
 /// serves the baseline and queues a refit).
-pub const MODEL_FORMAT_VERSION: u32 = 7;
+pub const MODEL_FORMAT_VERSION: u32 = 8;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
@@ -307,10 +309,11 @@ impl FittedModel {
         let clamp = |v: f64| v.clamp(self.lower, self.upper);
         let value = clamp(point);
         // Nest the intervals and keep the point inside them even if the residuals are biased.
-        let lo80 = clamp(point + q.q10).min(value);
-        let hi80 = clamp(point + q.q90).max(value);
-        let lo95 = clamp(point + q.q025).min(lo80);
-        let hi95 = clamp(point + q.q975).max(hi80);
+        let spread = spread(point, self.lower, self.upper);
+        let lo80 = clamp(point + q.q10 * spread).min(value);
+        let hi80 = clamp(point + q.q90 * spread).max(value);
+        let lo95 = clamp(point + q.q025 * spread).min(lo80);
+        let hi95 = clamp(point + q.q975 * spread).max(hi80);
         ForecastStep {
             ts: DateTime::<Utc>::UNIX_EPOCH,
             value,

@@ -894,3 +894,35 @@ fn a_member_without_weight_cannot_spoil_the_blend() {
     ];
     assert_eq!(combine(&members, &[PRIOR]), vec![vec![50.0, 60.0]]);
 }
+
+#[test]
+fn a_band_is_as_much_narrower_near_saturation_as_the_spread_says() {
+    // The naive model forecasts the last value with the same residual quantiles whatever
+    // that value is, so the bands from two histories that end at 50 and at 90 %RH differ
+    // only by the spread at those levels.
+    let cfg = ForecastConfig {
+        horizon: 24,
+        ..ForecastConfig::default()
+    };
+    let s = synthetic(30, 21);
+    let model = fit(&s, Algorithm::Naive, &cfg).expect("fit");
+    let half_width = |level: f64| {
+        let mut history = s.clone();
+        if let Some(last) = history.values.last_mut() {
+            *last = Some(level);
+        }
+        let f = model.forecast(&history, 1).expect("forecast");
+        let step = &f.steps[0];
+        assert_eq!(step.value, level);
+        // Below the point, where the 100 %RH bound does not cut the band.
+        step.value - step.lo80
+    };
+    let (mid, humid) = (half_width(50.0), half_width(90.0));
+    assert!(mid > 0.0 && humid > 0.0, "{mid} {humid}");
+    let expected = intervals::spread(50.0, cfg.lower, cfg.upper)
+        / intervals::spread(90.0, cfg.lower, cfg.upper);
+    assert!(
+        (mid / humid - expected).abs() < 1e-9,
+        "{mid} / {humid} vs {expected}"
+    );
+}

@@ -258,8 +258,8 @@ fn fit_baseline(
     // No fitting: every past origin is out of sample, so calibrate on the latest ones.
     let first = ctx.n.saturating_sub(CALIBRATION_DAYS * ctx.spec.period + 1);
     let holdout = Holdout::new(ctx, first, 1);
-    let residuals = if holdout.origins.is_empty() {
-        vec![Vec::new(); ctx.cfg.horizon]
+    let (residuals, forecasts) = if holdout.origins.is_empty() {
+        (vec![Vec::new(); ctx.cfg.horizon], Vec::new())
     } else {
         let frames = Frames {
             filled,
@@ -272,7 +272,8 @@ fn fit_baseline(
             ctx.cfg.horizon,
             ctx.spec.transform,
         )?;
-        holdout.residuals(&holdout.align(&all))
+        let preds = holdout.align(&all);
+        (holdout.residuals(&preds), preds)
     };
     Ok(Fitted {
         params: ModelParams {
@@ -284,7 +285,13 @@ fn fit_baseline(
             blend_weights: Vec::new(),
             climatology_days: None,
         },
-        intervals: calibrate(&residuals, INTERVAL_POOL, ctx.cfg.upper - ctx.cfg.lower),
+        intervals: calibrate(
+            &residuals,
+            &forecasts,
+            INTERVAL_POOL,
+            ctx.cfg.lower,
+            ctx.cfg.upper,
+        ),
         estimator,
     })
 }
@@ -382,8 +389,10 @@ fn fit_learned(
     };
     let intervals = calibrate(
         &holdout.residuals(&preds),
+        &preds,
         INTERVAL_POOL,
-        ctx.cfg.upper - ctx.cfg.lower,
+        ctx.cfg.lower,
+        ctx.cfg.upper,
     );
 
     // Final fit on everything.
