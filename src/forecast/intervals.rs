@@ -23,12 +23,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Residual quantiles for one horizon: the interval is `[value + q_lo, value + q_hi]`.
+/// Residual quantiles for one horizon, in units of the [`spread`] at the forecast: the
+/// interval is `[value + q_lo × spread(value), value + q_hi × spread(value)]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HorizonQuantiles {
     pub q025: f64,
     pub q10: f64,
-    /// Median residual: the bias of the raw forecast over the calibration span.
+    /// Median (scaled) residual: the bias of the raw forecast over the calibration span.
     pub q50: f64,
     pub q90: f64,
     pub q975: f64,
