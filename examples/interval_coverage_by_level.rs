@@ -3,7 +3,7 @@
 //! while too narrow for dry forecasts and too wide near saturation.
 //!
 //! Same protocol as `evaluate` (origins every 24 h over the last 60 days, refit at each,
-//! horizons 1–120), on a `ts,value` CSV with RFC 3339 times:
+//! horizons 1–120), on a CSV with `ts` and `value` columns, read as `evaluate` reads it:
 //!
 //!     cargo run --release --example interval_coverage_by_level -- ../shared/data/greensboro_723170.csv
 //!
@@ -11,8 +11,9 @@
 
 use std::error::Error;
 
-use chrono::{DateTime, Utc};
-use hygrocast::forecast::{fit, resample, Algorithm, ForecastConfig};
+use hygrocast::forecast::{
+    fit, read_readings, resample, Algorithm, EvaluateOptions, ForecastConfig,
+};
 
 /// Upper edges of the forecast-level bins, in %RH (the last bin is open).
 const EDGES: [f64; 4] = [50.0, 70.0, 85.0, 95.0];
@@ -21,19 +22,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: interval_coverage_by_level FILE.csv")?;
-    let mut readings: Vec<(DateTime<Utc>, f64)> = Vec::new();
-    for (i, line) in std::fs::read_to_string(&path)?.lines().enumerate().skip(1) {
-        let (ts, value) = line
-            .split_once(',')
-            .ok_or_else(|| format!("row {}: expected ts,value", i + 1))?;
-        let Ok(value) = value.trim().parse() else {
-            continue; // a gap
-        };
-        readings.push((
-            DateTime::parse_from_rfc3339(ts.trim())?.with_timezone(&Utc),
-            value,
-        ));
-    }
+    // Read as `evaluate` reads it: the same columns, separators and gap rules.
+    let readings = read_readings(&EvaluateOptions {
+        csv: path.clone().into(),
+        ..EvaluateOptions::default()
+    })?;
     let cfg = ForecastConfig::default();
     let series = resample(&readings, &cfg);
     let day = usize::try_from(86_400 / cfg.step_secs)?;

@@ -238,6 +238,12 @@ fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
     Ok(out)
 }
 
+/// The readings of `opts.csv` as `evaluate` reads them, without the rows it leaves out (for
+/// other tools on the same files).
+pub fn read_readings(opts: &EvaluateOptions) -> Result<Vec<(DateTime<Utc>, f64)>, ForecastError> {
+    read_csv(opts).map(|csv| csv.readings)
+}
+
 pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastError> {
     let csv = read_csv(opts)?;
     let mut notes = csv.notes(opts.kind);

@@ -55,7 +55,8 @@ pub use backtest::{
     Trained,
 };
 pub use evaluate::{
-    default_jobs, evaluate_csv, EvaluateOptions, EvaluateReport, ModelScore, SeriesSummary,
+    default_jobs, evaluate_csv, read_readings, EvaluateOptions, EvaluateReport, ModelScore,
+    SeriesSummary,
 };
 pub use features::{period_for_step, FeatureSpec, Transform};
 pub use forest::ForestParams;

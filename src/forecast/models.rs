@@ -309,11 +309,11 @@ impl FittedModel {
         let clamp = |v: f64| v.clamp(self.lower, self.upper);
         let value = clamp(point);
         // Nest the intervals and keep the point inside them even if the residuals are biased.
-        let spread = spread(point, self.lower, self.upper);
-        let lo80 = clamp(point + q.q10 * spread).min(value);
-        let hi80 = clamp(point + q.q90 * spread).max(value);
-        let lo95 = clamp(point + q.q025 * spread).min(lo80);
-        let hi95 = clamp(point + q.q975 * spread).max(hi80);
+        let scale = spread(point, self.lower, self.upper);
+        let lo80 = clamp(point + q.q10 * scale).min(value);
+        let hi80 = clamp(point + q.q90 * scale).max(value);
+        let lo95 = clamp(point + q.q025 * scale).min(lo80);
+        let hi95 = clamp(point + q.q975 * scale).max(hi80);
         ForecastStep {
             ts: DateTime::<Utc>::UNIX_EPOCH,
             value,

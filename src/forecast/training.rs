@@ -231,6 +231,18 @@ impl Holdout {
             .collect()
     }
 
+    /// Interval quantiles from the held-out predictions `preds` (aligned with `pairs`): their
+    /// residuals, scaled by the spread at each prediction.
+    fn intervals(&self, preds: &[Vec<f64>], cfg: &ForecastConfig) -> Vec<HorizonQuantiles> {
+        calibrate(
+            &self.residuals(preds),
+            preds,
+            INTERVAL_POOL,
+            cfg.lower,
+            cfg.upper,
+        )
+    }
+
     /// Predictions aligned with `pairs` from a full `origins` × horizon prediction.
     fn align(&self, all: &[Vec<f64>]) -> Vec<Vec<f64>> {
         let first = self.origins.first().copied().unwrap_or(0);
@@ -258,8 +270,8 @@ fn fit_baseline(
     // No fitting: every past origin is out of sample, so calibrate on the latest ones.
     let first = ctx.n.saturating_sub(CALIBRATION_DAYS * ctx.spec.period + 1);
     let holdout = Holdout::new(ctx, first, 1);
-    let (residuals, forecasts) = if holdout.origins.is_empty() {
-        (vec![Vec::new(); ctx.cfg.horizon], Vec::new())
+    let preds = if holdout.origins.is_empty() {
+        vec![Vec::new(); ctx.cfg.horizon]
     } else {
         let frames = Frames {
             filled,
@@ -272,8 +284,7 @@ fn fit_baseline(
             ctx.cfg.horizon,
             ctx.spec.transform,
         )?;
-        let preds = holdout.align(&all);
-        (holdout.residuals(&preds), preds)
+        holdout.align(&all)
     };
     Ok(Fitted {
         params: ModelParams {
@@ -285,13 +296,7 @@ fn fit_baseline(
             blend_weights: Vec::new(),
             climatology_days: None,
         },
-        intervals: calibrate(
-            &residuals,
-            &forecasts,
-            INTERVAL_POOL,
-            ctx.cfg.lower,
-            ctx.cfg.upper,
-        ),
+        intervals: holdout.intervals(&preds, ctx.cfg),
         estimator,
     })
 }
@@ -387,13 +392,7 @@ fn fit_learned(
             .pop()
             .ok_or_else(|| ForecastError::FitFailed("no learned member".into()))?,
     };
-    let intervals = calibrate(
-        &holdout.residuals(&preds),
-        &preds,
-        INTERVAL_POOL,
-        ctx.cfg.lower,
-        ctx.cfg.upper,
-    );
+    let intervals = holdout.intervals(&preds, ctx.cfg);
 
     // Final fit on everything.
     let ridge = if ridge_alpha.is_empty() {
