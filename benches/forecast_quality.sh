@@ -11,6 +11,9 @@
 #   TAIL_DAYS=95 PEERS=1 benches/...             only the last 95 days of each year: young
 #                                                sensors (the first of the 60 days scored has
 #                                                35 days of history before it)
+#   SERIES=indoor PEERS=1 benches/...            instead of the seven outdoor years, eight
+#                                                indoor rooms of one house over 137 days
+#                                                (benches/data/README.md)
 #
 # Peer scores do not depend on hygrocast, so they are cached per series and peer in
 # target/rh-data/peers.json (peers-last<N>d.json with TAIL_DAYS; delete it to re-measure); the first run takes ~5 min for the two
@@ -31,7 +34,11 @@ VENV=target/rh-venv
 TAIL_DAYS=${TAIL_DAYS:-}
 [[ -z "$TAIL_DAYS" || "$TAIL_DAYS" =~ ^[1-9][0-9]*$ ]] ||
     { echo "TAIL_DAYS must be a whole number of days, got '$TAIL_DAYS'" >&2; exit 2; }
+SERIES=${SERIES:-outdoor}
+[[ "$SERIES" = outdoor || "$SERIES" = indoor ]] ||
+    { echo "SERIES must be outdoor or indoor, got '$SERIES'" >&2; exit 2; }
 PEERS_JSON=$DATA/peers${TAIL_DAYS:+-last${TAIL_DAYS}d}.json
+[ "$SERIES" = outdoor ] || PEERS_JSON=${PEERS_JSON%.json}-$SERIES.json
 
 # A venv because Debian's system pip refuses to touch the system Python (PEP 668).
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -45,10 +52,21 @@ mkdir -p "$DATA"
 
 # Regenerated every run (2 s) so the CSVs can never lag behind rh_series.py.
 rm -rf "$DATA/csv" "$DATA/json"
-mkdir -p "$DATA/json"
-"$VENV/bin/python" benches/rh_series.py "$DATA/csv" "$DATA" 2>/dev/null
+mkdir -p "$DATA/json" "$DATA/csv"
+if [ "$SERIES" = indoor ]; then
+    # One committed file with a column per room: one ts,value CSV per room.
+    "$VENV/bin/python" - benches/data/uci_appliances_indoor_rh.csv "$DATA/csv" <<'EOF'
+import csv, pathlib, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for room in [c for c in rows[0] if c != "ts"]:
+    with open(pathlib.Path(sys.argv[2]) / f"indoor_{room}.csv", "w") as f:
+        f.write("ts,value\n" + "".join(f"{r['ts']},{r[room]}\n" for r in rows))
+EOF
+else
+    "$VENV/bin/python" benches/rh_series.py "$DATA/csv" "$DATA" 2>/dev/null
+fi
 ref=../shared/data/greensboro_723170.csv  # the project's reference copy, when shared/ is beside us
-[ ! -f "$ref" ] || cmp -s "$ref" "$DATA/csv/greensboro_723170.csv" ||
+[ "$SERIES" != outdoor ] || [ ! -f "$ref" ] || cmp -s "$ref" "$DATA/csv/greensboro_723170.csv" ||
     echo "warning: $DATA/csv/greensboro_723170.csv differs from $ref" >&2
 if [ -n "$TAIL_DAYS" ]; then
     # The series are hourly: keep the header and the last TAIL_DAYS * 24 rows.
