@@ -87,8 +87,8 @@ impl Accumulator {
             self.abs[h] += e.abs();
             self.sq[h] += e * e;
             self.count[h] += 1;
-            self.in80 += usize::from(s.lo80 <= a && a <= s.hi80);
-            self.in95 += usize::from(s.lo95 <= a && a <= s.hi95);
+            self.in80 += usize::from(s.covers_80(a));
+            self.in95 += usize::from(s.covers_95(a));
         }
     }
 

@@ -188,6 +188,18 @@ pub struct ForecastStep {
     pub hi95: f64,
 }
 
+impl ForecastStep {
+    /// Whether `actual` lies inside the 80 % interval (bounds included), as coverage counts it.
+    pub fn covers_80(&self, actual: f64) -> bool {
+        (self.lo80..=self.hi80).contains(&actual)
+    }
+
+    /// Whether `actual` lies inside the 95 % interval (bounds included).
+    pub fn covers_95(&self, actual: f64) -> bool {
+        (self.lo95..=self.hi95).contains(&actual)
+    }
+}
+
 /// Rounding is monotone, so `lo95 ≤ lo80 ≤ value ≤ hi80 ≤ hi95` survives it.
 fn hundredths<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((x * 100.0).round() / 100.0)
