@@ -78,6 +78,12 @@ pub struct ModelScore {
     pub rmse_1_24: f64,
     pub coverage_80: f64,
     pub coverage_95: f64,
+    /// Interval scores (see [`super::Metrics`]); in the table, not in the JSON, whose shape
+    /// is fixed.
+    #[serde(skip)]
+    pub msis_80: f64,
+    #[serde(skip)]
+    pub msis_95: f64,
     pub fit_seconds: f64,
 }
 
@@ -325,16 +331,28 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     let mut first_error = None;
     for (model, backtest) in backtests {
         match backtest {
-            Ok(m) => scores.push(ModelScore {
-                model,
-                mase_1_24: m.mase_1_24,
-                mase_1_120: m.mase_1_120,
-                mae_1_24: m.mae_1_24,
-                mae_1_120: m.mae_1_120,
-                rmse_1_24: m.rmse_1_24,
-                coverage_80: m.coverage_80,
-                coverage_95: m.coverage_95,
-                fit_seconds: m.fit_seconds,
+            Ok(m) => scores.push({
+                tracing::info!(
+                    %model,
+                    mase_1_24 = m.mase_1_24,
+                    mase_1_120 = m.mase_1_120,
+                    msis_80 = m.msis_80,
+                    msis_95 = m.msis_95,
+                    "scored"
+                );
+                ModelScore {
+                    model,
+                    mase_1_24: m.mase_1_24,
+                    mase_1_120: m.mase_1_120,
+                    mae_1_24: m.mae_1_24,
+                    mae_1_120: m.mae_1_120,
+                    rmse_1_24: m.rmse_1_24,
+                    coverage_80: m.coverage_80,
+                    coverage_95: m.coverage_95,
+                    msis_80: m.msis_80,
+                    msis_95: m.msis_95,
+                    fit_seconds: m.fit_seconds,
+                }
             }),
             // One model that cannot be scored (too little history for it) does not hide the
             // others' scores; it is named in the report instead.
@@ -413,7 +431,7 @@ impl EvaluateReport {
         );
         let _ = writeln!(
             s,
-            "  {:<16} {:>10} {:>11} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8}",
+            "  {:<16} {:>10} {:>11} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "model",
             "MASE 1-24",
             "MASE 1-120",
@@ -422,13 +440,15 @@ impl EvaluateReport {
             "RMSE 1-24",
             "cov 80%",
             "cov 95%",
+            "MSIS 80",
+            "MSIS 95",
             "fit s"
         );
         for m in &self.models {
             let mark = if m.model == self.chosen { '*' } else { ' ' };
             let _ = writeln!(
                 s,
-                "{mark} {:<16} {:>10.3} {:>11.3} {:>9.2} {:>10.2} {:>10.2} {:>8.3} {:>8.3} {:>8.3}",
+                "{mark} {:<16} {:>10.3} {:>11.3} {:>9.2} {:>10.2} {:>10.2} {:>8.3} {:>8.3} {:>8.2} {:>8.2} {:>8.3}",
                 m.model.name(),
                 m.mase_1_24,
                 m.mase_1_120,
@@ -437,6 +457,8 @@ impl EvaluateReport {
                 m.rmse_1_24,
                 m.coverage_80,
                 m.coverage_95,
+                m.msis_80,
+                m.msis_95,
                 m.fit_seconds
             );
         }

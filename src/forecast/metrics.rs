@@ -19,6 +19,13 @@ pub struct Metrics {
     pub rmse_1_120: f64,
     pub coverage_80: f64,
     pub coverage_95: f64,
+    /// Mean interval score of the 80 % and 95 % intervals over all horizons, divided by the
+    /// MASE scale (the M4 competition's MSIS, at two levels): how good the bands are, where
+    /// coverage alone says only how often they hold.
+    #[serde(default)]
+    pub msis_80: f64,
+    #[serde(default)]
+    pub msis_95: f64,
     /// Median wall-clock seconds of one fit (one origin).
     pub fit_seconds: f64,
     /// MAE at horizon h is `mae_by_horizon[h - 1]`.
@@ -59,6 +66,8 @@ pub struct Accumulator {
     count: Vec<usize>,
     in80: usize,
     in95: usize,
+    /// Summed interval scores, 80 % and 95 %.
+    interval: [f64; 2],
     fit_seconds: Vec<f64>,
     origins: usize,
 }
@@ -72,6 +81,7 @@ impl Accumulator {
             count: vec![0; horizon],
             in80: 0,
             in95: 0,
+            interval: [0.0; 2],
             fit_seconds: Vec::new(),
             origins: 0,
         }
@@ -89,6 +99,9 @@ impl Accumulator {
             self.count[h] += 1;
             self.in80 += usize::from(s.covers_80(a));
             self.in95 += usize::from(s.covers_95(a));
+            let is = s.interval_scores(a);
+            self.interval[0] += is[0];
+            self.interval[1] += is[1];
         }
     }
 
@@ -110,6 +123,14 @@ impl Accumulator {
                 k as f64 / total as f64
             }
         };
+        let scale = self.scale;
+        let cov_mean = |sum: f64| {
+            if total == 0 {
+                f64::NAN
+            } else {
+                sum / total as f64 / scale
+            }
+        };
         self.fit_seconds.sort_by(f64::total_cmp);
         let fit_seconds = match self.fit_seconds.len() {
             0 => 0.0,
@@ -125,6 +146,8 @@ impl Accumulator {
             rmse_1_120,
             coverage_80: cov(self.in80),
             coverage_95: cov(self.in95),
+            msis_80: cov_mean(self.interval[0]),
+            msis_95: cov_mean(self.interval[1]),
             fit_seconds,
             mae_by_horizon: self
                 .abs
@@ -200,6 +223,11 @@ mod tests {
         assert!((m.rmse_1_24 - (14.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((m.coverage_80 - 1.0 / 3.0).abs() < 1e-12);
         assert!((m.coverage_95 - 2.0 / 3.0).abs() < 1e-12);
+        // 80 %: widths 3, 4, 2; misses 0, 1 (7 < 8), 1 (12 > 11), each counted 2/0.2 = 10
+        // times: (3 + 4 + 10 + 2 + 10) / 3 pairs / scale 2.
+        assert!((m.msis_80 - 29.0 / 6.0).abs() < 1e-12);
+        // 95 %: widths 5, 8, 2.5; one miss by 0.5 (12 > 11.5), counted 40 times.
+        assert!((m.msis_95 - 35.5 / 6.0).abs() < 1e-12);
         assert_eq!(m.fit_seconds, 1.0);
     }
 }

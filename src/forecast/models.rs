@@ -198,6 +198,20 @@ impl ForecastStep {
     pub fn covers_95(&self, actual: f64) -> bool {
         (self.lo95..=self.hi95).contains(&actual)
     }
+
+    /// Interval score of the 80 % and 95 % intervals against `actual` (Gneiting and Raftery
+    /// 2007): the width, plus `2/α` times the distance by which the actual falls outside.
+    /// Lower is better; it rewards narrow bands and penalises misses by how far they miss,
+    /// so a band cannot win by being wide or by being narrow alone.
+    pub fn interval_scores(&self, actual: f64) -> [f64; 2] {
+        let score = |lo: f64, hi: f64, alpha: f64| {
+            (hi - lo) + 2.0 / alpha * ((lo - actual).max(0.0) + (actual - hi).max(0.0))
+        };
+        [
+            score(self.lo80, self.hi80, 0.2),
+            score(self.lo95, self.hi95, 0.05),
+        ]
+    }
 }
 
 /// Rounding is monotone, so `lo95 ≤ lo80 ≤ value ≤ hi80 ≤ hi95` survives it.
