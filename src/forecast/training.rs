@@ -39,6 +39,9 @@ const CALIBRATION_STRIDE: usize = 2;
 const FOREST_CALIBRATION_STRIDE: usize = 6;
 /// Horizons pooled either side when estimating interval quantiles.
 const INTERVAL_POOL: usize = 2;
+/// Length of each run of holdout origins of one half (see [`Holdout`]), in days: a week, so
+/// each half sees every weekday and the halves' weather is nearly independent.
+const FOLD_DAYS: usize = 7;
 
 /// Training settings that are not part of the public configuration (exposed, hidden, for
 /// experiments; the defaults are what hygrocast serves).
@@ -187,10 +190,18 @@ struct Fitted {
 }
 
 /// Held-out (origin, actual) pairs per horizon: `pairs[h-1]`.
+///
+/// The origins fall in two halves, alternate weeks ([`Holdout::fold`]). Where a member's
+/// setting (ridge penalty and columns, analog pooling) is chosen on the holdout, the held-out
+/// forecasts of each half are those of the setting chosen on the other half (cross-fitting):
+/// a setting picked for scoring best on some origins is flattered by its score there, and the
+/// Blend's weights and the intervals, learned from these forecasts, would trust it too much.
 struct Holdout {
     /// The forecast origins, `first..n-1` every `stride` steps.
     origins: Vec<usize>,
     stride: usize,
+    /// Steps in each run of origins of one half (a week).
+    fold_steps: usize,
     /// Per horizon, the origins whose target is observed, with that target.
     pairs: Vec<Vec<(usize, f64)>>,
 }
@@ -210,8 +221,41 @@ impl Holdout {
         Holdout {
             origins,
             stride,
+            fold_steps: FOLD_DAYS * ctx.spec.period,
             pairs,
         }
+    }
+
+    /// The half (0 or 1) origin `t` belongs to.
+    fn fold(&self, t: usize) -> usize {
+        let first = self.origins.first().copied().unwrap_or(0);
+        (t.saturating_sub(first) / self.fold_steps.max(1)) % 2
+    }
+
+    /// Per horizon and half, how many pairs there are.
+    fn fold_counts(&self) -> Vec<[usize; 2]> {
+        self.pairs
+            .iter()
+            .map(|p| {
+                let mut n = [0; 2];
+                p.iter().for_each(|(t, _)| n[self.fold(*t)] += 1);
+                n
+            })
+            .collect()
+    }
+
+    /// Aligned predictions whose pairs of half `f` come from `by_half[f]`.
+    fn cross(&self, by_half: [&[Vec<f64>]; 2]) -> Vec<Vec<f64>> {
+        self.pairs
+            .iter()
+            .enumerate()
+            .map(|(h, p)| {
+                p.iter()
+                    .enumerate()
+                    .map(|(i, (t, _))| by_half[self.fold(*t)][h][i])
+                    .collect()
+            })
+            .collect()
     }
 
     /// The (causally filled) level at each origin, which forecasts are changes from.
@@ -474,31 +518,41 @@ fn validate_analog(
     };
     let preds_by_candidate: Vec<Vec<Vec<f64>>> =
         (0..candidates.len()).map(|c| served(&|_| c)).collect();
-    let abs_err = |ci: usize, h: usize| -> f64 {
-        holdout.pairs[h]
-            .iter()
-            .zip(&preds_by_candidate[ci][h])
-            .map(|((_, a), f)| (a - f).abs())
-            .sum()
+    // err[h-1][f][c]: candidate c's absolute error at horizon h over half f's pairs.
+    let err: Vec<[Vec<f64>; 2]> = (0..h_max)
+        .map(|h| {
+            let mut halves = [vec![0.0; candidates.len()], vec![0.0; candidates.len()]];
+            for (c, preds) in preds_by_candidate.iter().enumerate() {
+                for ((t, a), f) in holdout.pairs[h].iter().zip(&preds[h]) {
+                    halves[holdout.fold(*t)][c] += (a - f).abs();
+                }
+            }
+            halves
+        })
+        .collect();
+    let counts = holdout.fold_counts();
+    let chosen = choose_per_block(
+        candidates.len(),
+        |h, c| err[h][0][c] + err[h][1][c],
+        |h| counts[h] != [0, 0],
+        &vec![0; h_max],
+    );
+    // Smoothing mixes neighbouring blocks' pooling, so the served forecasts are made anew;
+    // each half's with the pooling chosen on the other half (see `Holdout`).
+    let [on_1, on_0] = [1, 0].map(|other| {
+        choose_per_block(
+            candidates.len(),
+            |h, c| err[h][other][c],
+            |h| counts[h][other] > 0,
+            &chosen,
+        )
+    });
+    let pick = |choice: &[usize]| served(&|h| choice.get(h - 1).copied().unwrap_or(0));
+    let preds = if on_1 == on_0 {
+        pick(&on_1)
+    } else {
+        holdout.cross([&pick(&on_1), &pick(&on_0)])
     };
-    let mut chosen = vec![0; h_max];
-    for (b, &first) in K_BLOCKS.iter().enumerate() {
-        let lo = first - 1;
-        let hi = K_BLOCKS.get(b + 1).map_or(h_max, |n| n - 1).min(h_max);
-        if lo >= hi {
-            continue;
-        }
-        // Each candidate's error over the block, once (not once per comparison).
-        let block_err: Vec<f64> = (0..candidates.len())
-            .map(|c| (lo..hi).map(|h| abs_err(c, h)).sum())
-            .collect();
-        let best = (0..candidates.len())
-            .min_by(|&x, &y| block_err[x].total_cmp(&block_err[y]))
-            .unwrap_or(0);
-        chosen[lo..hi].fill(best);
-    }
-    // Smoothing mixes neighbouring blocks' pooling, so the served forecasts are made anew.
-    let preds = served(&|h| chosen.get(h - 1).copied().unwrap_or(0));
     // `chosen` holds indices of `candidates`, so none is dropped.
     let pooling = chosen
         .iter()
@@ -573,9 +627,10 @@ fn validate_ridge(
     // Candidates are (column set, penalty) pairs, index `s * RIDGE_ALPHAS.len() + a`.
     let n_cand = sets.len() * RIDGE_ALPHAS.len();
     let mut abs_err = vec![0.0; n_cand];
-    let mut err_h: Vec<Vec<f64>> = Vec::new();
+    // err_h[h-1][f][c]: candidate c's absolute error at horizon h over half f's pairs.
+    let mut err_h: Vec<[Vec<f64>; 2]> = Vec::new();
     for (st, pairs) in stats.iter().zip(&holdout.pairs) {
-        err_h.push(vec![0.0; n_cand]);
+        let mut halves = [vec![0.0; n_cand], vec![0.0; n_cand]];
         let rows: Vec<([f64; N_LAG_FEATURES], f64)> = pairs
             .iter()
             .map(|&(t, _)| {
@@ -590,19 +645,14 @@ fn validate_ridge(
             for (ai, &alpha) in RIDGE_ALPHAS.iter().enumerate() {
                 let ci = si * RIDGE_ALPHAS.len() + ai;
                 let coefs = sub.solve(alpha)?;
-                let e = rows
-                    .iter()
-                    .zip(pairs)
-                    .map(|((row, level), (_, a))| {
-                        (a - transform.inverse(level + coefs.predict_one(row))).abs()
-                    })
-                    .sum::<f64>();
-                abs_err[ci] += e;
-                if let Some(last) = err_h.last_mut() {
-                    last[ci] = e;
+                for ((row, level), (t, a)) in rows.iter().zip(pairs) {
+                    let e = (a - transform.inverse(level + coefs.predict_one(row))).abs();
+                    halves[holdout.fold(*t)][ci] += e;
+                    abs_err[ci] += e;
                 }
             }
         }
+        err_h.push(halves);
     }
     let h_max = err_h.len();
     let best = abs_err
@@ -613,34 +663,72 @@ fn validate_ridge(
     // One (set, penalty) per block of horizons (the analog's blocks): far horizons may want
     // other columns and more shrinkage than near ones, but one choice per horizon would
     // chase noise.
-    let mut chosen = vec![best; h_max];
+    let counts = holdout.fold_counts();
+    let chosen = choose_per_block(
+        n_cand,
+        |h, c| err_h[h][0][c] + err_h[h][1][c],
+        |h| counts[h] != [0, 0],
+        &vec![best; h_max],
+    );
+    tracing::debug!(?chosen, "ridge column sets and penalties chosen");
+    let settings = |choice: &[usize]| -> (Vec<f64>, Vec<usize>) {
+        choice
+            .iter()
+            .map(|&i| (RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()], i / RIDGE_ALPHAS.len()))
+            .unzip()
+    };
+    // The held-out forecasts the blend weights and intervals are learned from are those the
+    // chosen models serve, each half's made with the choice of the other half.
+    let levels = holdout.levels(filled);
+    let held_out = |choice: &[usize]| -> Result<Vec<Vec<f64>>, ForecastError> {
+        let (alphas, cols) = settings(choice);
+        let models = chosen_ridge(&stats, &alphas, &cols, RidgeStats::solve)?;
+        let all = ridge_levels(&models, filled, &holdout.origins, &levels, h_max)?;
+        Ok(holdout.align(&transform.inverse_rows(all)))
+    };
+    let [on_1, on_0] = [1, 0].map(|other| {
+        choose_per_block(
+            n_cand,
+            |h, c| err_h[h][other][c],
+            |h| counts[h][other] > 0,
+            &chosen,
+        )
+    });
+    let preds = if on_1 == on_0 {
+        held_out(&on_1)?
+    } else {
+        holdout.cross([&held_out(&on_1)?, &held_out(&on_0)?])
+    };
+    let (alphas, cols) = settings(&chosen);
+    Ok((alphas, cols, preds))
+}
+
+/// Per horizon, the candidate with the least error `err(h, c)` (horizon index h, candidate
+/// c) summed over its block of horizons ([`K_BLOCKS`]); a block where no horizon
+/// `has_pairs` keeps `fallback` (one entry per horizon).
+fn choose_per_block(
+    n_cand: usize,
+    err: impl Fn(usize, usize) -> f64,
+    has_pairs: impl Fn(usize) -> bool,
+    fallback: &[usize],
+) -> Vec<usize> {
+    let h_max = fallback.len();
+    let mut chosen = fallback.to_vec();
     for (b, &first) in K_BLOCKS.iter().enumerate() {
         let lo = first - 1;
         let hi = K_BLOCKS.get(b + 1).map_or(h_max, |n| n - 1).min(h_max);
-        if lo >= hi {
+        if lo >= hi || !(lo..hi).any(&has_pairs) {
             continue;
         }
-        let block = (0..n_cand)
-            .min_by(|&x, &y| {
-                let ex: f64 = err_h[lo..hi].iter().map(|e| e[x]).sum();
-                let ey: f64 = err_h[lo..hi].iter().map(|e| e[y]).sum();
-                ex.total_cmp(&ey)
-            })
-            .unwrap_or(best);
-        chosen[lo..hi].fill(block);
+        // Each candidate's error over the block, once (not once per comparison).
+        let block_err: Vec<f64> = (0..n_cand)
+            .map(|c| (lo..hi).map(|h| err(h, c)).sum())
+            .collect();
+        if let Some(best) = (0..n_cand).min_by(|&x, &y| block_err[x].total_cmp(&block_err[y])) {
+            chosen[lo..hi].fill(best);
+        }
     }
-    tracing::debug!(?chosen, "ridge column sets and penalties chosen");
-    let alphas: Vec<f64> = chosen
-        .iter()
-        .map(|&i| RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()])
-        .collect();
-    let cols: Vec<usize> = chosen.iter().map(|&i| i / RIDGE_ALPHAS.len()).collect();
-    // The choice was made on each horizon's own predictions; the held-out forecasts the
-    // blend weights and intervals are learned from are those the chosen models will serve.
-    let models = chosen_ridge(&stats, &alphas, &cols, RidgeStats::solve)?;
-    let levels = holdout.levels(filled);
-    let all = ridge_levels(&models, filled, &holdout.origins, &levels, h_max)?;
-    Ok((alphas, cols, holdout.align(&transform.inverse_rows(all))))
+    chosen
 }
 
 /// One ridge per horizon with its chosen penalty and column set (an index into
@@ -717,4 +805,33 @@ fn fit_forest(ctx: &Context<'_>, end: usize, window: usize) -> Result<ForestMode
     let lo = (ctx.spec.lookback - 1).max(end.saturating_sub(window));
     let d = sample_design(&ctx.raw, lo, end, ctx.cfg.horizon, &ctx.opts.forest);
     ForestModel::fit(&d, &ctx.opts.forest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_block_of_horizons_takes_its_least_error_candidate_or_keeps_the_fallback() {
+        // 60 horizons, blocks 1-6, 7-24, 25-48, 49-60; 3 candidates. Candidate 1 is best in
+        // the first block, 2 in the second; the third block has no pairs; candidate 0 is
+        // best in the last.
+        let err = |h: usize, c: usize| -> f64 {
+            let best = match h {
+                0..=5 => 1,
+                6..=23 => 2,
+                _ => 0,
+            };
+            if c == best {
+                1.0
+            } else {
+                2.0
+            }
+        };
+        let chosen = choose_per_block(3, err, |h| !(24..48).contains(&h), &[7; 60]);
+        assert_eq!(&chosen[..6], &[1; 6]);
+        assert_eq!(&chosen[6..24], &[2; 18]);
+        assert_eq!(&chosen[24..48], &[7; 24], "no pairs: the fallback stays");
+        assert_eq!(&chosen[48..], &[0; 12]);
+    }
 }
