@@ -331,7 +331,7 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
     let mut first_error = None;
     for (model, backtest) in backtests {
         match backtest {
-            Ok(m) => scores.push({
+            Ok(m) => {
                 tracing::info!(
                     %model,
                     mase_1_24 = m.mase_1_24,
@@ -340,7 +340,7 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
                     msis_95 = m.msis_95,
                     "scored"
                 );
-                ModelScore {
+                scores.push(ModelScore {
                     model,
                     mase_1_24: m.mase_1_24,
                     mase_1_120: m.mase_1_120,
@@ -352,8 +352,8 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
                     msis_80: m.msis_80,
                     msis_95: m.msis_95,
                     fit_seconds: m.fit_seconds,
-                }
-            }),
+                });
+            }
             // One model that cannot be scored (too little history for it) does not hide the
             // others' scores; it is named in the report instead.
             Err(e) => {

@@ -99,9 +99,9 @@ impl Accumulator {
             self.count[h] += 1;
             self.in80 += usize::from(s.covers_80(a));
             self.in95 += usize::from(s.covers_95(a));
-            let is = s.interval_scores(a);
-            self.interval[0] += is[0];
-            self.interval[1] += is[1];
+            for (sum, score) in self.interval.iter_mut().zip(s.interval_scores(a)) {
+                *sum += score;
+            }
         }
     }
 
@@ -123,14 +123,6 @@ impl Accumulator {
                 k as f64 / total as f64
             }
         };
-        let scale = self.scale;
-        let cov_mean = |sum: f64| {
-            if total == 0 {
-                f64::NAN
-            } else {
-                sum / total as f64 / scale
-            }
-        };
         self.fit_seconds.sort_by(f64::total_cmp);
         let fit_seconds = match self.fit_seconds.len() {
             0 => 0.0,
@@ -146,8 +138,8 @@ impl Accumulator {
             rmse_1_120,
             coverage_80: cov(self.in80),
             coverage_95: cov(self.in95),
-            msis_80: cov_mean(self.interval[0]),
-            msis_95: cov_mean(self.interval[1]),
+            msis_80: mean((self.interval[0], total)) / self.scale,
+            msis_95: mean((self.interval[1], total)) / self.scale,
             fit_seconds,
             mae_by_horizon: self
                 .abs

@@ -232,30 +232,58 @@ impl Holdout {
         (t.saturating_sub(first) / self.fold_steps.max(1)) % 2
     }
 
-    /// Per horizon and half, how many pairs there are.
-    fn fold_counts(&self) -> Vec<[usize; 2]> {
-        self.pairs
+    /// Settings chosen per block of horizons from each candidate's absolute errors per half,
+    /// `err[h-1][half][c]`, falling back to `fallback` where a block has no pairs: returns
+    /// the choice on the whole holdout (what is served) and the held-out predictions
+    /// (aligned with `pairs`) that `forecast` makes for a choice, each half's made with the
+    /// choice on the other half (see [`Holdout`]).
+    fn choose_cross_fitted(
+        &self,
+        err: &[[Vec<f64>; 2]],
+        fallback: &[usize],
+        forecast: impl Fn(&[usize]) -> Result<Vec<Vec<f64>>, ForecastError>,
+    ) -> Result<(Vec<usize>, Vec<Vec<f64>>), ForecastError> {
+        let n_cand = err.first().map_or(0, |e| e[0].len());
+        // Pairs per horizon and half.
+        let counts: Vec<[usize; 2]> = self
+            .pairs
             .iter()
             .map(|p| {
                 let mut n = [0; 2];
                 p.iter().for_each(|(t, _)| n[self.fold(*t)] += 1);
                 n
             })
-            .collect()
-    }
-
-    /// Aligned predictions whose pairs of half `f` come from `by_half[f]`.
-    fn cross(&self, by_half: [&[Vec<f64>]; 2]) -> Vec<Vec<f64>> {
-        self.pairs
-            .iter()
-            .enumerate()
-            .map(|(h, p)| {
-                p.iter()
-                    .enumerate()
-                    .map(|(i, (t, _))| by_half[self.fold(*t)][h][i])
-                    .collect()
-            })
-            .collect()
+            .collect();
+        let chosen = choose_per_block(
+            n_cand,
+            |h, c| err[h][0][c] + err[h][1][c],
+            |h| counts[h] != [0, 0],
+            fallback,
+        );
+        let [on_1, on_0] = [1, 0].map(|other| {
+            choose_per_block(
+                n_cand,
+                |h, c| err[h][other][c],
+                |h| counts[h][other] > 0,
+                &chosen,
+            )
+        });
+        let preds = if on_1 == on_0 {
+            forecast(&on_1)?
+        } else {
+            let by_half = [forecast(&on_1)?, forecast(&on_0)?];
+            self.pairs
+                .iter()
+                .enumerate()
+                .map(|(h, p)| {
+                    p.iter()
+                        .enumerate()
+                        .map(|(i, (t, _))| by_half[self.fold(*t)][h][i])
+                        .collect()
+                })
+                .collect()
+        };
+        Ok((chosen, preds))
     }
 
     /// The (causally filled) level at each origin, which forecasts are changes from.
@@ -400,7 +428,7 @@ fn fit_learned(
     };
     let mut analog = None;
     if use_analog {
-        let (model, preds) = validate_analog(ctx, filled, &holdout);
+        let (model, preds) = validate_analog(ctx, filled, &holdout)?;
         analog = Some(model);
         member_preds.push(preds);
     }
@@ -483,7 +511,7 @@ fn validate_analog(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
     holdout: &Holdout,
-) -> (AnalogModel, Vec<Vec<f64>>) {
+) -> Result<(AnalogModel, Vec<Vec<f64>>), ForecastError> {
     let origins = &holdout.origins;
     let h_max = ctx.cfg.horizon;
     let transform = ctx.spec.transform;
@@ -530,41 +558,22 @@ fn validate_analog(
             halves
         })
         .collect();
-    let counts = holdout.fold_counts();
-    let chosen = choose_per_block(
-        candidates.len(),
-        |h, c| err[h][0][c] + err[h][1][c],
-        |h| counts[h] != [0, 0],
-        &vec![0; h_max],
-    );
-    // Smoothing mixes neighbouring blocks' pooling, so the served forecasts are made anew;
-    // each half's with the pooling chosen on the other half (see `Holdout`).
-    let [on_1, on_0] = [1, 0].map(|other| {
-        choose_per_block(
-            candidates.len(),
-            |h, c| err[h][other][c],
-            |h| counts[h][other] > 0,
-            &chosen,
-        )
-    });
-    let pick = |choice: &[usize]| served(&|h| choice.get(h - 1).copied().unwrap_or(0));
-    let preds = if on_1 == on_0 {
-        pick(&on_1)
-    } else {
-        holdout.cross([&pick(&on_1), &pick(&on_0)])
-    };
+    // Smoothing mixes neighbouring blocks' pooling, so the held-out forecasts are made anew.
+    let (chosen, preds) = holdout.choose_cross_fitted(&err, &vec![0; h_max], |choice| {
+        Ok(served(&|h| choice.get(h - 1).copied().unwrap_or(0)))
+    })?;
     // `chosen` holds indices of `candidates`, so none is dropped.
     let pooling = chosen
         .iter()
         .filter_map(|&c| candidates.get(c).copied())
         .collect();
-    (
+    Ok((
         AnalogModel {
             pooling,
             hour_window: HOUR_WINDOW,
         },
         preds,
-    )
+    ))
 }
 
 /// Statistics of every horizon's ridge problem over origins in the trailing window whose
@@ -626,7 +635,6 @@ fn validate_ridge(
     let sets = ridge_column_sets();
     // Candidates are (column set, penalty) pairs, index `s * RIDGE_ALPHAS.len() + a`.
     let n_cand = sets.len() * RIDGE_ALPHAS.len();
-    let mut abs_err = vec![0.0; n_cand];
     // err_h[h-1][f][c]: candidate c's absolute error at horizon h over half f's pairs.
     let mut err_h: Vec<[Vec<f64>; 2]> = Vec::new();
     for (st, pairs) in stats.iter().zip(&holdout.pairs) {
@@ -648,57 +656,36 @@ fn validate_ridge(
                 for ((row, level), (t, a)) in rows.iter().zip(pairs) {
                     let e = (a - transform.inverse(level + coefs.predict_one(row))).abs();
                     halves[holdout.fold(*t)][ci] += e;
-                    abs_err[ci] += e;
                 }
             }
         }
         err_h.push(halves);
     }
     let h_max = err_h.len();
-    let best = abs_err
-        .iter()
+    // Outside the blocks with pairs: the candidate best over every horizon.
+    let best = (0..n_cand)
+        .map(|c| err_h.iter().map(|e| e[0][c] + e[1][c]).sum::<f64>())
         .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
         .map_or(0, |(i, _)| i);
-    // One (set, penalty) per block of horizons (the analog's blocks): far horizons may want
-    // other columns and more shrinkage than near ones, but one choice per horizon would
-    // chase noise.
-    let counts = holdout.fold_counts();
-    let chosen = choose_per_block(
-        n_cand,
-        |h, c| err_h[h][0][c] + err_h[h][1][c],
-        |h| counts[h] != [0, 0],
-        &vec![best; h_max],
-    );
-    tracing::debug!(?chosen, "ridge column sets and penalties chosen");
     let settings = |choice: &[usize]| -> (Vec<f64>, Vec<usize>) {
         choice
             .iter()
             .map(|&i| (RIDGE_ALPHAS[i % RIDGE_ALPHAS.len()], i / RIDGE_ALPHAS.len()))
             .unzip()
     };
-    // The held-out forecasts the blend weights and intervals are learned from are those the
-    // chosen models serve, each half's made with the choice of the other half.
+    // One (set, penalty) per block of horizons (the analog's blocks): far horizons may want
+    // other columns and more shrinkage than near ones, but one choice per horizon would
+    // chase noise. The held-out forecasts the blend weights and intervals are learned from
+    // are those the chosen models serve.
     let levels = holdout.levels(filled);
-    let held_out = |choice: &[usize]| -> Result<Vec<Vec<f64>>, ForecastError> {
+    let (chosen, preds) = holdout.choose_cross_fitted(&err_h, &vec![best; h_max], |choice| {
         let (alphas, cols) = settings(choice);
         let models = chosen_ridge(&stats, &alphas, &cols, RidgeStats::solve)?;
         let all = ridge_levels(&models, filled, &holdout.origins, &levels, h_max)?;
         Ok(holdout.align(&transform.inverse_rows(all)))
-    };
-    let [on_1, on_0] = [1, 0].map(|other| {
-        choose_per_block(
-            n_cand,
-            |h, c| err_h[h][other][c],
-            |h| counts[h][other] > 0,
-            &chosen,
-        )
-    });
-    let preds = if on_1 == on_0 {
-        held_out(&on_1)?
-    } else {
-        holdout.cross([&held_out(&on_1)?, &held_out(&on_0)?])
-    };
+    })?;
+    tracing::debug!(?chosen, "ridge column sets and penalties chosen");
     let (alphas, cols) = settings(&chosen);
     Ok((alphas, cols, preds))
 }
