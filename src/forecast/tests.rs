@@ -403,7 +403,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64
 fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
     use super::combine::{learn_weights, MEMBERS};
     let (members, actual) = holdout_members(300, 48);
-    let w = learn_weights(&members, &actual, 24);
+    let w = learn_weights(&members, &actual, 24, 24);
     assert_eq!(w.len(), 48);
     for wh in &w {
         assert!(wh.iter().all(|v| (0.0..=1.0).contains(v)), "{wh:?}");
@@ -413,8 +413,11 @@ fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
     // Early the good model dominates the climatology; late the climatology gains weight.
     assert!(w[0][0] > w[0][3], "{:?}", w[0]);
     assert!(w[47][3] > w[0][3], "{:?} vs {:?}", w[47], w[0]);
-    // The plain ridge has no say in the first day, and as much as its twin after it.
+    // The plain ridge has no say in the first day, and as much as its twin after it; the
+    // analog has a say in the first day only.
     assert!(w[..24].iter().all(|wh| wh[2] == 0.0), "{:?}", &w[..24]);
+    assert!(w[..24].iter().all(|wh| wh[1] > 0.0), "{:?}", &w[..24]);
+    assert!(w[24..].iter().all(|wh| wh[1] == 0.0), "{:?}", &w[24..]);
     for wh in &w[24..] {
         let (plain, twin) = (wh[2], wh[0]);
         assert!(plain > 0.0 && (plain - twin).abs() < 0.25 * twin, "{wh:?}");
@@ -441,7 +444,7 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
         vec![vec![0.0; n]; horizon],
         vec![vec![1.0; n]; horizon],
     ];
-    for w in learn_weights(&members, &actual, 4) {
+    for w in learn_weights(&members, &actual, 4, 8) {
         assert!((w[3] - 1.0).abs() < 1e-9, "{w:?}");
     }
 }
@@ -451,7 +454,7 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     use super::combine::{learn_weights, PRIOR};
     // A handful of held-out origins: nothing is learned.
     let (members, actual) = holdout_members(3, 24);
-    assert!(learn_weights(&members, &actual, 4)
+    assert!(learn_weights(&members, &actual, 4, 8)
         .iter()
         .all(|w| *w == PRIOR));
     // Members that do not line up with the actuals are never trusted.
@@ -459,11 +462,11 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     for row in &mut members[1] {
         row.pop();
     }
-    assert!(learn_weights(&members, &actual, 4)
+    assert!(learn_weights(&members, &actual, 4, 8)
         .iter()
         .all(|w| *w == PRIOR));
     // No holdout at all.
-    assert!(learn_weights(&Default::default(), &[], 4).is_empty());
+    assert!(learn_weights(&Default::default(), &[], 4, 8).is_empty());
 }
 
 #[test]

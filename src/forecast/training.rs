@@ -456,7 +456,7 @@ fn fit_learned(
                 .iter()
                 .map(|p| p.iter().map(|(_, a)| *a).collect())
                 .collect();
-            weights = learn_weights(&members, &actual, plain_from);
+            weights = learn_weights(&members, &actual, plain_from, p);
             tracing::debug!(?weights, "blend weights learned");
             combine(&members, &weights)
         }
