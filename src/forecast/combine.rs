@@ -47,16 +47,14 @@
 //! several series. Every weight vector is non-negative and sums to 1; with too few held-out
 //! pairs a horizon keeps the prior (equal Ridge and Analog, nothing else).
 
+use std::ops::Range;
+
 use super::features::{FeatureFrame, Transform};
 
 /// Number of Blend members: ridge, analog, plain ridge, climatology.
 pub const MEMBERS: usize = 4;
 /// Members combined by inverse mean squared error (all but the climatology, the last).
 const LEARNED: usize = MEMBERS - 1;
-/// Index of the analog, which has a say only up to horizon `analog_until`.
-const ANALOG: usize = 1;
-/// Index of the plain lag ridge, which only joins from horizon `plain_from` + 1.
-const PLAIN: usize = 2;
 /// Weights when nothing can be learned: the equal Ridge/Analog blend.
 pub const PRIOR: [f64; MEMBERS] = [0.5, 0.5, 0.0, 0.0];
 /// Days averaged by the climatology member. Short, so it follows changes of season and
@@ -142,12 +140,13 @@ fn pool(h: usize, horizon: usize) -> (usize, usize) {
 /// Learn per-horizon weights from held-out forecasts (see the module docs):
 /// `members[m][h-1][i]` is member m's forecast of `actual[h-1][i]`. A horizon whose rows do
 /// not line up is left out (and falls back to the prior if its neighbours cannot stand in).
+/// `spans[m]` holds the horizon indices (0-based) at which learned member m may have weight:
+/// the analog's is the first day, the plain ridge's from the second day on.
 /// Every returned vector is non-negative and sums to 1.
 pub fn learn_weights(
     members: &[Vec<Vec<f64>>; MEMBERS],
     actual: &[Vec<f64>],
-    plain_from: usize,
-    analog_until: usize,
+    spans: &[Range<usize>; LEARNED],
 ) -> Weights {
     let horizon = actual.len();
     let usable = |h: usize| {
@@ -183,11 +182,10 @@ pub fn learn_weights(
                 e.iter_mut().zip(row).for_each(|(a, b)| *a += b);
             }
             // An infinite error is a zero weight.
-            if h < plain_from {
-                e[PLAIN] = f64::INFINITY;
-            }
-            if h >= analog_until {
-                e[ANALOG] = f64::INFINITY;
+            for (e, span) in e.iter_mut().zip(spans) {
+                if !span.contains(&h) {
+                    *e = f64::INFINITY;
+                }
             }
             let ok = pooled_n(h) >= MIN_PAIRS && e.iter().all(|v| *v > 0.0 && !v.is_nan());
             let mut w = [0.0; LEARNED];

@@ -403,7 +403,7 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64
 fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
     use super::combine::{learn_weights, MEMBERS};
     let (members, actual) = holdout_members(300, 48);
-    let w = learn_weights(&members, &actual, 24, 24);
+    let w = learn_weights(&members, &actual, &[0..usize::MAX, 0..24, 24..usize::MAX]);
     assert_eq!(w.len(), 48);
     for wh in &w {
         assert!(wh.iter().all(|v| (0.0..=1.0).contains(v)), "{wh:?}");
@@ -444,7 +444,7 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
         vec![vec![0.0; n]; horizon],
         vec![vec![1.0; n]; horizon],
     ];
-    for w in learn_weights(&members, &actual, 4, 8) {
+    for w in learn_weights(&members, &actual, &[0..usize::MAX, 0..8, 4..usize::MAX]) {
         assert!((w[3] - 1.0).abs() < 1e-9, "{w:?}");
     }
 }
@@ -454,19 +454,28 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     use super::combine::{learn_weights, PRIOR};
     // A handful of held-out origins: nothing is learned.
     let (members, actual) = holdout_members(3, 24);
-    assert!(learn_weights(&members, &actual, 4, 8)
-        .iter()
-        .all(|w| *w == PRIOR));
+    assert!(
+        learn_weights(&members, &actual, &[0..usize::MAX, 0..8, 4..usize::MAX])
+            .iter()
+            .all(|w| *w == PRIOR)
+    );
     // Members that do not line up with the actuals are never trusted.
     let (mut members, actual) = holdout_members(300, 6);
     for row in &mut members[1] {
         row.pop();
     }
-    assert!(learn_weights(&members, &actual, 4, 8)
-        .iter()
-        .all(|w| *w == PRIOR));
+    assert!(
+        learn_weights(&members, &actual, &[0..usize::MAX, 0..8, 4..usize::MAX])
+            .iter()
+            .all(|w| *w == PRIOR)
+    );
     // No holdout at all.
-    assert!(learn_weights(&Default::default(), &[], 4, 8).is_empty());
+    assert!(learn_weights(
+        &Default::default(),
+        &[],
+        &[0..usize::MAX, 0..8, 4..usize::MAX]
+    )
+    .is_empty());
 }
 
 #[test]

@@ -446,9 +446,9 @@ fn fit_learned(
             ));
             // Without a trustworthy plain ridge its place holds the ridge's forecasts, with
             // no weight at any horizon.
-            let (plain, plain_from) = match plain_preds {
-                Some(plain) => (plain, p),
-                None => (r.clone(), usize::MAX),
+            let (plain, plain_span) = match plain_preds {
+                Some(plain) => (plain, p..usize::MAX),
+                None => (r.clone(), 0..0),
             };
             let members = [r, a, plain, c];
             let actual: Vec<Vec<f64>> = holdout
@@ -456,7 +456,9 @@ fn fit_learned(
                 .iter()
                 .map(|p| p.iter().map(|(_, a)| *a).collect())
                 .collect();
-            weights = learn_weights(&members, &actual, plain_from, p);
+            // Ridge at every horizon, analog in the first day, plain ridge after it.
+            let spans = [0..usize::MAX, 0..p, plain_span];
+            weights = learn_weights(&members, &actual, &spans);
             tracing::debug!(?weights, "blend weights learned");
             combine(&members, &weights)
         }
