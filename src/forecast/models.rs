@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::analog::{descriptors, neighbours, pooled_changes, AnalogModel, Pooling, Summary};
-use super::combine::{climatology_levels, combine, MEMBERS};
+use super::combine::{blend_analog_horizon, climatology_levels, combine, pad_rows, MEMBERS};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
 use super::intervals::{spread, HorizonQuantiles};
@@ -28,9 +28,11 @@ pub use super::training::fit;
 /// 7: the Blend has a fourth member, the plain lag ridge on the original scale.
 /// 8: interval quantiles are in units of the spread at the forecast's level
 /// (`intervals::spread`), no longer in the quantity's units.
+/// 9: the Blend's analog forecasts the first day only (`combine::ANALOG_DAYS`), from a
+/// library a day old rather than five, so its pooling and the weights were fitted to others.
 /// Older versions are refused with [`ForecastError::FormatVersion`] (the registry then
 /// serves the baseline and queues a refit).
-pub const MODEL_FORMAT_VERSION: u32 = 8;
+pub const MODEL_FORMAT_VERSION: u32 = 9;
 /// smartcore minor version the estimators were serialised with.
 pub const SMARTCORE_VERSION: &str = "0.4";
 
@@ -413,9 +415,19 @@ pub(crate) fn predict_levels(
                     requested: horizon,
                     max: weights.len(),
                 })?;
+            let ridge = back(ridge_levels(ridge, frame, origins, &levels, horizon)?);
+            let analog_horizon = blend_analog_horizon(horizon, frame.period());
+            let analog = back(analog_levels(
+                analog,
+                frames,
+                origins,
+                &levels,
+                analog_horizon,
+            ));
+            let analog = pad_rows(analog, &ridge);
             let members = [
-                back(ridge_levels(ridge, frame, origins, &levels, horizon)?),
-                back(analog_levels(analog, frames, origins, &levels, horizon)),
+                ridge,
+                analog,
                 plain_levels(plain, frame, origins, horizon, transform)?,
                 climatology_levels(frame, origins, horizon, *climatology_days, transform),
             ];

@@ -452,30 +452,26 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
 #[test]
 fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     use super::combine::{learn_weights, PRIOR};
+    let spans = [0..usize::MAX, 0..8, 4..usize::MAX];
+    // The prior among the members a horizon may weigh: past the analog's span, the ridge.
+    let is_prior = |w: &[[f64; 4]]| {
+        w.iter()
+            .enumerate()
+            .all(|(h, w)| *w == if h < 8 { PRIOR } else { [1.0, 0.0, 0.0, 0.0] })
+    };
     // A handful of held-out origins: nothing is learned.
     let (members, actual) = holdout_members(3, 24);
-    assert!(
-        learn_weights(&members, &actual, &[0..usize::MAX, 0..8, 4..usize::MAX])
-            .iter()
-            .all(|w| *w == PRIOR)
-    );
+    let w = learn_weights(&members, &actual, &spans);
+    assert!(w.len() == 24 && is_prior(&w), "{w:?}");
     // Members that do not line up with the actuals are never trusted.
     let (mut members, actual) = holdout_members(300, 6);
     for row in &mut members[1] {
         row.pop();
     }
-    assert!(
-        learn_weights(&members, &actual, &[0..usize::MAX, 0..8, 4..usize::MAX])
-            .iter()
-            .all(|w| *w == PRIOR)
-    );
+    let w = learn_weights(&members, &actual, &spans);
+    assert!(w.len() == 6 && is_prior(&w), "{w:?}");
     // No holdout at all.
-    assert!(learn_weights(
-        &Default::default(),
-        &[],
-        &[0..usize::MAX, 0..8, 4..usize::MAX]
-    )
-    .is_empty());
+    assert!(learn_weights(&Default::default(), &[], &spans).is_empty());
 }
 
 #[test]
@@ -487,6 +483,27 @@ fn a_blend_fitted_on_a_short_history_has_valid_weights() {
         assert!(w.iter().all(|v| *v >= 0.0) && (w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
     assert_eq!(m.params.ridge_alpha.len(), cfg.horizon);
+}
+
+#[test]
+fn the_blends_analog_forecasts_the_first_day_only() {
+    let cfg = ForecastConfig {
+        horizon: 48,
+        window_days: 3,
+        ..ForecastConfig::default()
+    };
+    let m = fit(&synthetic(30, 6), Algorithm::Blend, &cfg).expect("fit");
+    // Pooling chosen for the 24 hourly horizons of the first day, and no weight after it.
+    let analog = m.params.analog.as_ref().expect("the blend has an analog");
+    assert_eq!(analog.pooling.len(), 24);
+    let w = &m.params.blend_weights;
+    assert!(
+        w.len() == 48 && w[24..].iter().all(|w| w[1] == 0.0),
+        "{w:?}"
+    );
+    let f = m.forecast(&synthetic(30, 6), 48).expect("forecast");
+    assert_eq!(f.steps.len(), 48);
+    assert!(f.steps.iter().all(|s| s.value.is_finite()));
 }
 
 #[test]

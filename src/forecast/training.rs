@@ -10,7 +10,9 @@
 use super::analog::{
     descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
-use super::combine::{climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS};
+use super::combine::{
+    blend_analog_horizon, climatology_levels, combine, learn_weights, pad_rows, CLIMATOLOGY_DAYS,
+};
 use super::features::{
     ridge_column_sets, FeatureFrame, FeatureSpec, Transform, LOOKBACK_DAYS, N_LAG_FEATURES,
     N_PLAIN_LAG_FEATURES,
@@ -272,13 +274,15 @@ impl Holdout {
             forecast(&on_1)?
         } else {
             let by_half = [forecast(&on_1)?, forecast(&on_0)?];
+            // As many horizons as `forecast` makes (the Blend's analog: the first day).
             self.pairs
                 .iter()
-                .enumerate()
-                .map(|(h, p)| {
+                .zip(by_half[0].iter().zip(&by_half[1]))
+                .map(|(p, rows)| {
+                    let rows = [rows.0, rows.1];
                     p.iter()
                         .enumerate()
-                        .map(|(i, (t, _))| by_half[self.fold(*t)][h][i])
+                        .map(|(i, (t, _))| rows[self.fold(*t)][i])
                         .collect()
                 })
                 .collect()
@@ -402,6 +406,11 @@ fn fit_learned(
     let use_ridge = matches!(algo, Algorithm::Ridge | Algorithm::Blend);
     let use_forest = matches!(algo, Algorithm::Forest);
     let use_analog = matches!(algo, Algorithm::Analog | Algorithm::Blend);
+    // Inside the Blend the analog forecasts only the horizons where it may have weight.
+    let analog_horizon = match algo {
+        Algorithm::Blend => blend_analog_horizon(h_max, p),
+        _ => h_max,
+    };
     let transform = ctx.spec.transform;
     // Inner validation: fit on targets before `split`, forecast the held-out origins.
     let mut ridge_alpha = Vec::new();
@@ -428,7 +437,7 @@ fn fit_learned(
     };
     let mut analog = None;
     if use_analog {
-        let (model, preds) = validate_analog(ctx, filled, &holdout)?;
+        let (model, preds) = validate_analog(ctx, filled, &holdout, analog_horizon)?;
         analog = Some(model);
         member_preds.push(preds);
     }
@@ -450,6 +459,7 @@ fn fit_learned(
                 Some(plain) => (plain, p..usize::MAX),
                 None => (r.clone(), 0..0),
             };
+            let a = pad_rows(a, &r);
             let members = [r, a, plain, c];
             let actual: Vec<Vec<f64>> = holdout
                 .pairs
@@ -457,7 +467,7 @@ fn fit_learned(
                 .map(|p| p.iter().map(|(_, a)| *a).collect())
                 .collect();
             // Ridge at every horizon, analog in the first day, plain ridge after it.
-            let spans = [0..usize::MAX, 0..p, plain_span];
+            let spans = [0..usize::MAX, 0..analog_horizon, plain_span];
             weights = learn_weights(&members, &actual, &spans);
             tracing::debug!(?weights, "blend weights learned");
             combine(&members, &weights)
@@ -508,14 +518,14 @@ fn fit_learned(
 
 /// Choose how the analog pools its neighbours (how many, mean or median) per block of
 /// horizons on the held-out origins (each searches only its own past); returns the model and
-/// its held-out predictions (original scale).
+/// its held-out predictions (original scale) for horizons `1..=h_max`.
 fn validate_analog(
     ctx: &Context<'_>,
     filled: &FeatureFrame<'_>,
     holdout: &Holdout,
+    h_max: usize,
 ) -> Result<(AnalogModel, Vec<Vec<f64>>), ForecastError> {
     let origins = &holdout.origins;
-    let h_max = ctx.cfg.horizon;
     let transform = ctx.spec.transform;
     let candidates = Pooling::grid();
     let max_k = candidates.iter().map(|p| p.k).max().unwrap_or(1);
