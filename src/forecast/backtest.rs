@@ -181,8 +181,8 @@ pub(crate) fn backtest_from(
 
 /// Backtest every candidate and pick the lowest mean of MASE 1-24 and MASE 1-120 (ties:
 /// earlier candidate), except that `Blend` wins when it is within 2 % of the best (more on
-/// fewer origins than a full window's, see [`combination_preference`]), and that
-/// a series too short to backtest the learned models but long enough to fit them is served
+/// fewer origins than a full window's, and always on fewer than four weeks of them: see
+/// [`pick`]), and that a series too short to backtest the learned models but long enough to fit them is served
 /// by [`untested_default`].
 /// hygrocast serves 120-hour forecasts, so a model that is sharp for the next day but
 /// drifts over five days should not win on the first day alone.
@@ -208,24 +208,46 @@ pub(crate) fn select(
         tracing::info!(%algo, steps = series.len(), "too young to backtest the learned models; serving the untested default");
         return (algo, reports);
     }
+    (pick(&reports), reports)
+}
+
+/// The model chosen from backtest `reports` (all on the same origins): the lowest
+/// [`selection_score`] (ties: the earlier report), except that `Blend` wins when it is
+/// within [`combination_preference`] of it, and always on fewer than
+/// [`FEWEST_ORIGINS_TO_PASS_OVER_BLEND`] origins. With no report, the seasonal naive.
+pub(crate) fn pick(reports: &[(Algorithm, Metrics)]) -> Algorithm {
     let best = reports
         .iter()
         .min_by(|a, b| selection_score(&a.1).total_cmp(&selection_score(&b.1)));
-    let chosen = match best {
-        None => Algorithm::SeasonalNaive,
-        Some((algo, m)) => {
-            // Prefer the combination when it is within the noise of the best: over ~56
-            // correlated origins, score differences of a couple of percent are not evidence,
-            // and combinations are the more robust choice out of sample.
-            let limit = selection_score(m) * (1.0 + combination_preference(m.origins));
-            reports
-                .iter()
-                .find(|(a, m)| *a == Algorithm::Blend && selection_score(m) <= limit)
-                .map_or(*algo, |(a, _)| *a)
-        }
+    let Some((algo, m)) = best else {
+        return Algorithm::SeasonalNaive;
     };
-    (chosen, reports)
+    // Prefer the combination when it is within the noise of the best: over ~56 correlated
+    // origins, score differences of a couple of percent are not evidence, and combinations
+    // are the more robust choice out of sample.
+    let limit = if m.origins < FEWEST_ORIGINS_TO_PASS_OVER_BLEND {
+        f64::INFINITY
+    } else {
+        selection_score(m) * (1.0 + combination_preference(m.origins))
+    };
+    reports
+        .iter()
+        .find(|(a, m)| {
+            let score = selection_score(m);
+            *a == Algorithm::Blend && score.is_finite() && score <= limit
+        })
+        .map_or(*algo, |(a, _)| *a)
 }
+
+/// Fewest backtest origins (days) on which another model may be chosen over `Blend`: four
+/// weeks. A shorter selection backtest is a young sensor's, made of origins with three to
+/// seven weeks of history, where the Blend's inner holdout (four weeks once the history
+/// allows) is cut to one to three: it is judged weaker than it is served a few weeks later.
+/// The seven bench years cut to 95 and to 100 days (10 and 15 origins before the scored
+/// window) chose the analog over the Blend on two series each, by 5–10 %, and the Blend was
+/// the better of the two in the scored window all four times (by 2–7 % at 1–24 h); cut to
+/// 115 days (30 origins) the analog chosen on two series was the better one.
+pub(crate) const FEWEST_ORIGINS_TO_PASS_OVER_BLEND: usize = 28;
 
 /// The learned models in the order they are trusted without a backtest of their own. The
 /// seven series of the quality bench cut to 45, 60 and 75 days all scored better in the
@@ -287,11 +309,9 @@ pub(crate) const COMBINATION_PREFERENCE: f64 = 0.02;
 const FULL_WINDOW_ORIGINS: usize = 56;
 
 /// [`COMBINATION_PREFERENCE`] widened for scores averaged over fewer origins: the noise of a
-/// mean grows as one over the square root of the count, so a young sensor's handful of
-/// origins (10 at 95 days) needs a margin of about 5 % to say as much as 2 % does over 56.
-/// Cut to 95 days, two of the seven bench series chose the analog on 10 origins, by 3.4
-/// and 7 %, and the blend was the better of the two in the scored window on both (by 3 and
-/// 4 %); the wider margin turns the first to the blend.
+/// mean grows as one over the square root of the count, so 28 origins (the fewest on which
+/// another model may be chosen over the Blend at all) need a margin of about 2.8 % to say as
+/// much as 2 % does over 56.
 pub(crate) fn combination_preference(origins: usize) -> f64 {
     let shortfall = FULL_WINDOW_ORIGINS as f64 / origins.max(1) as f64;
     COMBINATION_PREFERENCE * shortfall.max(1.0).sqrt()

@@ -6,7 +6,8 @@
 //! last `window_days` are the preceding window), exactly as `select_and_fit` would have done
 //! on the day of `o0` (lowest mean of MASE 1-24 and MASE 1-120, with the combination
 //! preferred when within 2 % of the best, more when that history holds fewer origins than a
-//! full window; the blend untested when it is too short to backtest the learned models).
+//! full window and always on fewer than four weeks of them; the blend untested when it is
+//! too short to backtest the learned models).
 //! The scored window then only reports how that choice did.
 
 use std::fmt::Write as _;
@@ -464,7 +465,7 @@ impl EvaluateReport {
         }
         let _ = writeln!(
             s,
-            "* chosen: {} (selected on the data before the scored window: best mean of MASE 1-24 and 1-120, blend preferred within 2 %, more on fewer origins)",
+            "* chosen: {} (selected on the data before the scored window: best mean of MASE 1-24 and 1-120, blend preferred within 2 %, more on fewer origins, always on fewer than 28)",
             self.chosen
         );
         for note in &self.notes {

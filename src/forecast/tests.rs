@@ -608,6 +608,55 @@ fn the_blend_preference_widens_as_the_origins_behind_the_scores_get_fewer() {
 }
 
 #[test]
+fn the_blend_is_passed_over_only_on_four_weeks_of_origins() {
+    use super::metrics::Metrics;
+    // Hand-made scores: the analog 10 % ahead of the blend (selection score = mean MASE).
+    let scored = |algo, mase: f64, origins| {
+        let m = Metrics {
+            mase_1_24: mase,
+            mase_1_120: mase,
+            mae_1_24: 0.0,
+            mae_1_120: 0.0,
+            rmse_1_24: 0.0,
+            rmse_1_120: 0.0,
+            coverage_80: 0.8,
+            coverage_95: 0.95,
+            msis_80: 0.0,
+            msis_95: 0.0,
+            fit_seconds: 0.0,
+            mae_by_horizon: Vec::new(),
+            origins,
+        };
+        (algo, m)
+    };
+    let reports = |origins| {
+        vec![
+            scored(Algorithm::SeasonalNaive, 1.3, origins),
+            scored(Algorithm::Analog, 1.0, origins),
+            scored(Algorithm::Blend, 1.1, origins),
+        ]
+    };
+    let min = backtest::FEWEST_ORIGINS_TO_PASS_OVER_BLEND;
+    assert_eq!(min, 28);
+    assert_eq!(backtest::pick(&reports(min - 1)), Algorithm::Blend);
+    assert_eq!(backtest::pick(&reports(10)), Algorithm::Blend);
+    assert_eq!(backtest::pick(&reports(min)), Algorithm::Analog);
+    assert_eq!(backtest::pick(&reports(56)), Algorithm::Analog);
+    // Within the margin the blend wins on a full window too; without it, the best does.
+    let mut close = reports(56);
+    close[2].1.mase_1_24 = 1.015;
+    close[2].1.mase_1_120 = 1.015;
+    assert_eq!(backtest::pick(&close), Algorithm::Blend);
+    close.pop();
+    assert_eq!(backtest::pick(&close[..]), Algorithm::Analog);
+    // A blend that could not be scored is not chosen for its young age.
+    let mut broken = reports(10);
+    broken[2].1.mase_1_24 = f64::NAN;
+    assert_eq!(backtest::pick(&broken), Algorithm::Analog);
+    assert_eq!(backtest::pick(&[]), Algorithm::SeasonalNaive);
+}
+
+#[test]
 fn too_young_to_backtest_the_learned_models_the_untested_default_serves() {
     let cfg = ForecastConfig::default();
     let opts = training::TrainOptions::default();
