@@ -6,8 +6,13 @@ use super::synthetic::{generate, SyntheticSpec};
 use super::*;
 
 fn small_cfg() -> ForecastConfig {
+    cfg_with_horizon(24)
+}
+
+/// The defaults with a three-day evaluation window and `horizon` steps.
+fn cfg_with_horizon(horizon: usize) -> ForecastConfig {
     ForecastConfig {
-        horizon: 24,
+        horizon,
         window_days: 3,
         ..ForecastConfig::default()
     }
@@ -487,11 +492,7 @@ fn a_blend_fitted_on_a_short_history_has_valid_weights() {
 
 #[test]
 fn the_blends_analog_forecasts_the_first_day_only() {
-    let cfg = ForecastConfig {
-        horizon: 48,
-        window_days: 3,
-        ..ForecastConfig::default()
-    };
+    let cfg = cfg_with_horizon(48);
     let m = fit(&synthetic(30, 6), Algorithm::Blend, &cfg).expect("fit");
     // Pooling chosen for the 24 hourly horizons of the first day, and no weight after it.
     let analog = m.params.analog.as_ref().expect("the blend has an analog");
@@ -524,11 +525,7 @@ fn same_hour_smoothing_averages_a_day_either_side_after_the_first_day() {
 fn a_short_forecast_is_the_start_of_the_full_one() {
     // The smoothing of day 2 onwards looks a day past the requested horizon, so asking for
     // fewer steps must not change the ones returned.
-    let cfg = ForecastConfig {
-        horizon: 72,
-        window_days: 3,
-        ..ForecastConfig::default()
-    };
+    let cfg = cfg_with_horizon(72);
     let s = generate(&SyntheticSpec {
         days: 40,
         seed: 5,
