@@ -182,8 +182,8 @@ pub(crate) fn backtest_from(
 /// Backtest every candidate and pick the lowest mean of MASE 1-24 and MASE 1-120 (ties:
 /// earlier candidate), except that `Blend` wins when it is within 2 % of the best (more on
 /// fewer origins than a full window's, and always on fewer than four weeks of them: see
-/// [`pick`]), and that a series too short to backtest the learned models but long enough to fit them is served
-/// by [`untested_default`].
+/// [`pick`]), and that a series too short to backtest the learned models but long enough to
+/// fit them is served by [`untested_default`].
 /// hygrocast serves 120-hour forecasts, so a model that is sharp for the next day but
 /// drifts over five days should not win on the first day alone.
 /// All candidates are scored on the same origins ([`history_floor`]); those that cannot be

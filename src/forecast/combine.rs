@@ -202,11 +202,10 @@ pub fn learn_weights(
             for row in &sq[lo..=hi] {
                 e.iter_mut().zip(row).for_each(|(a, b)| *a += b);
             }
+            let allowed = spans.clone().map(|span| span.contains(&h));
             // An infinite error is a zero weight.
-            for (e, span) in e.iter_mut().zip(spans) {
-                if !span.contains(&h) {
-                    *e = f64::INFINITY;
-                }
+            for (e, _) in e.iter_mut().zip(allowed).filter(|(_, ok)| !ok) {
+                *e = f64::INFINITY;
             }
             let ok = pooled_n(h) >= MIN_PAIRS && e.iter().all(|v| *v > 0.0 && !v.is_nan());
             let mut w = [0.0; LEARNED];
@@ -216,8 +215,8 @@ pub fn learn_weights(
             } else {
                 // The prior, among the members this horizon may weigh (the ridge alone past
                 // the others' spans).
-                for (m, wm) in w.iter_mut().enumerate() {
-                    *wm = if spans[m].contains(&h) { PRIOR[m] } else { 0.0 };
+                for ((wm, prior), ok) in w.iter_mut().zip(PRIOR).zip(allowed) {
+                    *wm = if ok { prior } else { 0.0 };
                 }
                 let total: f64 = w.iter().sum();
                 if total > 0.0 {

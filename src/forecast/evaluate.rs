@@ -465,8 +465,9 @@ impl EvaluateReport {
         }
         let _ = writeln!(
             s,
-            "* chosen: {} (selected on the data before the scored window: best mean of MASE 1-24 and 1-120, blend preferred within 2 %, more on fewer origins, always on fewer than 28)",
-            self.chosen
+            "* chosen: {} (selected on the data before the scored window: best mean of MASE 1-24 and 1-120, blend preferred within 2 %, more on fewer origins, always on fewer than {})",
+            self.chosen,
+            super::backtest::FEWEST_ORIGINS_TO_PASS_OVER_BLEND,
         );
         for note in &self.notes {
             let _ = writeln!(s, "  note: {note}");
