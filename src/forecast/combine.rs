@@ -54,6 +54,7 @@
 use std::ops::Range;
 
 use super::features::{FeatureFrame, Transform};
+use super::ForecastError;
 
 /// Days ahead the Blend's analog forecasts (and may have weight): the first. Forecasting no
 /// further also lets its library hold situations a day old rather than five.
@@ -63,13 +64,6 @@ pub const ANALOG_DAYS: usize = 1;
 /// series with `period` steps a day.
 pub fn blend_analog_horizon(horizon: usize, period: usize) -> usize {
     (ANALOG_DAYS * period.max(1)).min(horizon)
-}
-
-/// `rows` (per horizon) continued with `fill`'s rows past its end: a member that forecasts
-/// fewer horizons than the Blend holds another's forecasts there, with no weight.
-pub fn pad_rows(mut rows: Vec<Vec<f64>>, fill: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    rows.extend(fill.iter().skip(rows.len()).cloned());
-    rows
 }
 
 /// Number of Blend members: ridge, analog, plain ridge, climatology.
@@ -131,23 +125,37 @@ pub fn climatology_levels(
         .collect()
 }
 
-/// `Σ w[h][m] · members[m][h][k]`, horizon by horizon.
-pub fn combine(members: &[Vec<Vec<f64>>; MEMBERS], weights: &[[f64; MEMBERS]]) -> Vec<Vec<f64>> {
+/// `Σ w[h][m] · members[m][h][k]`, horizon by horizon. A member without weight at a horizon
+/// is left out there: it may have no forecasts for it (the analog past the first day), and a
+/// non-finite forecast of one the holdout gave no say cannot make the blend NaN (0 × ∞).
+/// A member with weight but without forecasts for that horizon is an error.
+pub fn combine(
+    members: &[Vec<Vec<f64>>; MEMBERS],
+    weights: &[[f64; MEMBERS]],
+) -> Result<Vec<Vec<f64>>, ForecastError> {
     weights
         .iter()
         .enumerate()
         .map(|(h, w)| {
-            let n = members.iter().map(|m| m.get(h).map_or(0, Vec::len)).min();
-            (0..n.unwrap_or(0))
-                // A member without weight is left out, so a non-finite forecast of one the
-                // holdout gave no say cannot make the blend NaN (0 × ∞).
-                .map(|k| {
-                    (0..MEMBERS)
-                        .filter(|&m| w[m] != 0.0)
-                        .map(|m| w[m] * members[m][h][k])
-                        .sum()
+            let weighted: Vec<(f64, &Vec<f64>)> = (0..MEMBERS)
+                .filter(|&m| w[m] != 0.0)
+                .map(|m| {
+                    members[m].get(h).map(|rows| (w[m], rows)).ok_or_else(|| {
+                        ForecastError::PredictFailed(format!(
+                            "blend member {m} has weight but no forecast at horizon {}",
+                            h + 1
+                        ))
+                    })
                 })
-                .collect()
+                .collect::<Result<_, _>>()?;
+            let n = weighted
+                .iter()
+                .map(|(_, rows)| rows.len())
+                .min()
+                .unwrap_or(0);
+            Ok((0..n)
+                .map(|k| weighted.iter().map(|(w, rows)| w * rows[k]).sum())
+                .collect())
         })
         .collect()
 }
@@ -159,10 +167,12 @@ fn pool(h: usize, horizon: usize) -> (usize, usize) {
 }
 
 /// Learn per-horizon weights from held-out forecasts (see the module docs):
-/// `members[m][h-1][i]` is member m's forecast of `actual[h-1][i]`. A horizon whose rows do
-/// not line up is left out (and falls back to the prior if its neighbours cannot stand in).
-/// `spans[m]` holds the horizon indices (0-based) at which learned member m may have weight:
-/// the analog's is the first day, the plain ridge's from the second day on.
+/// `members[m][h-1][i]` is member m's forecast of `actual[h-1][i]`. A member has no weight at
+/// a horizon for which it has no forecasts lined up with the actuals (the analog past the
+/// first day, an absent plain ridge), nor outside `spans[m]`, the horizon indices (0-based)
+/// at which learned member m may have weight: the analog's is the first day, the plain
+/// ridge's from the second day on. Learned members are compared on the horizons of the
+/// pooling window they all forecast.
 /// Every returned vector is non-negative and sums to 1.
 pub fn learn_weights(
     members: &[Vec<Vec<f64>>; MEMBERS],
@@ -170,23 +180,25 @@ pub fn learn_weights(
     spans: &[Range<usize>; LEARNED],
 ) -> Weights {
     let horizon = actual.len();
-    let usable = |h: usize| {
-        members
-            .iter()
-            .all(|m| m.get(h).is_some_and(|r| r.len() == actual[h].len()))
-    };
-    let finite = |h: usize, i: usize| {
-        actual[h][i].is_finite() && members.iter().all(|m| m[h][i].is_finite())
-    };
-    // Stage 1 statistics: pairs and squared errors of the learned members per horizon.
+    // Horizons (from 0) for which each member's forecasts line up with the actuals.
+    let lined_up: [usize; MEMBERS] = members.each_ref().map(|m| {
+        m.iter()
+            .zip(actual)
+            .take_while(|(rows, a)| rows.len() == a.len())
+            .count()
+    });
+    let has = |m: usize, h: usize| h < lined_up[m];
+    // Stage 1 statistics: pairs and squared errors of the learned members per horizon, over
+    // the pairs every member forecasting that horizon has a finite forecast for.
     let mut cnt = vec![0usize; horizon];
     let mut sq = vec![[0.0; LEARNED]; horizon];
-    for h in (0..horizon).filter(|&h| usable(h)) {
+    for h in 0..horizon {
+        let present: Vec<usize> = (0..MEMBERS).filter(|&m| has(m, h)).collect();
         for (i, &a) in actual[h].iter().enumerate() {
-            if finite(h, i) {
+            if a.is_finite() && present.iter().all(|&m| members[m][h][i].is_finite()) {
                 cnt[h] += 1;
-                for (s, m) in sq[h].iter_mut().zip(members) {
-                    *s += (a - m[h][i]) * (a - m[h][i]);
+                for &m in present.iter().filter(|&&m| m < LEARNED) {
+                    sq[h][m] += (a - members[m][h][i]) * (a - members[m][h][i]);
                 }
             }
         }
@@ -197,17 +209,24 @@ pub fn learn_weights(
     };
     let shares: Vec<[f64; LEARNED]> = (0..horizon)
         .map(|h| {
+            let allowed: [bool; LEARNED] =
+                std::array::from_fn(|m| spans[m].contains(&h) && has(m, h));
+            // The pooling window, cut to the horizons every allowed member forecasts.
             let (lo, hi) = pool(h, horizon);
+            let hi = (0..LEARNED)
+                .filter(|&m| allowed[m])
+                .map(|m| lined_up[m] - 1)
+                .fold(hi, usize::min);
             let mut e = [0.0; LEARNED];
             for row in &sq[lo..=hi] {
                 e.iter_mut().zip(row).for_each(|(a, b)| *a += b);
             }
-            let allowed = spans.clone().map(|span| span.contains(&h));
             // An infinite error is a zero weight.
             for (e, _) in e.iter_mut().zip(allowed).filter(|(_, ok)| !ok) {
                 *e = f64::INFINITY;
             }
-            let ok = pooled_n(h) >= MIN_PAIRS && e.iter().all(|v| *v > 0.0 && !v.is_nan());
+            let n: usize = cnt[lo..=hi].iter().sum();
+            let ok = n >= MIN_PAIRS && e.iter().all(|v| *v > 0.0 && !v.is_nan());
             let mut w = [0.0; LEARNED];
             if ok {
                 let inv: f64 = e.iter().map(|v| 1.0 / v).sum();
@@ -228,12 +247,18 @@ pub fn learn_weights(
             w
         })
         .collect();
+    // Stage 2: the climatology's share, on the same pairs.
     let mut err = vec![[0.0; LAMBDA_GRID]; horizon];
-    for h in (0..horizon).filter(|&h| usable(h)) {
+    for h in 0..horizon {
         let w = shares[h];
+        let present: Vec<usize> = (0..MEMBERS).filter(|&m| has(m, h)).collect();
+        let weighted: Vec<usize> = (0..LEARNED).filter(|&m| w[m] != 0.0).collect();
+        if !has(LEARNED, h) || !weighted.iter().all(|&m| has(m, h)) {
+            continue;
+        }
         for (i, &a) in actual[h].iter().enumerate() {
-            if finite(h, i) {
-                let b: f64 = (0..LEARNED).map(|m| w[m] * members[m][h][i]).sum();
+            if a.is_finite() && present.iter().all(|&m| members[m][h][i].is_finite()) {
+                let b: f64 = weighted.iter().map(|&m| w[m] * members[m][h][i]).sum();
                 let c = members[LEARNED][h][i];
                 for (g, e) in err[h].iter_mut().enumerate() {
                     *e += (a - b - grid_lambda(g) * (c - b)).abs();

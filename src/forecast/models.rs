@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::analog::{descriptors, neighbours, pooled_changes, AnalogModel, Pooling, Summary};
-use super::combine::{blend_analog_horizon, climatology_levels, combine, pad_rows, MEMBERS};
+use super::combine::{blend_analog_horizon, climatology_levels, combine, MEMBERS};
 use super::features::{FeatureFrame, FeatureSpec, Transform, N_LAG_FEATURES};
 use super::forest::{forest_row, ForestModel, ForestParams, FOREST_COLUMNS};
 use super::intervals::{spread, HorizonQuantiles};
@@ -424,14 +424,13 @@ pub(crate) fn predict_levels(
                 &levels,
                 analog_horizon,
             ));
-            let analog = pad_rows(analog, &ridge);
             let members = [
                 ridge,
                 analog,
                 plain_levels(plain, frame, origins, horizon, transform)?,
                 climatology_levels(frame, origins, horizon, *climatology_days, transform),
             ];
-            Ok(combine(&members, weights))
+            combine(&members, weights)
         }
     }
 }

@@ -468,15 +468,42 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     let (members, actual) = holdout_members(3, 24);
     let w = learn_weights(&members, &actual, &spans);
     assert!(w.len() == 24 && is_prior(&w), "{w:?}");
-    // Members that do not line up with the actuals are never trusted.
-    let (mut members, actual) = holdout_members(300, 6);
-    for row in &mut members[1] {
-        row.pop();
-    }
-    let w = learn_weights(&members, &actual, &spans);
-    assert!(w.len() == 6 && is_prior(&w), "{w:?}");
     // No holdout at all.
     assert!(learn_weights(&Default::default(), &[], &spans).is_empty());
+}
+
+#[test]
+fn a_member_without_forecasts_for_a_horizon_has_no_weight_there() {
+    use super::combine::learn_weights;
+    let spans = [0..usize::MAX, 0..usize::MAX, 0..usize::MAX];
+    let (mut members, actual) = holdout_members(300, 24);
+    // The ridge's errors grow with the horizon; the analog's are the same errors mirrored,
+    // so the two are equally good wherever both forecast. The analog forecasts the first 8
+    // horizons only, and the plain ridge none at all.
+    for (h, (rows, a)) in members[0].iter_mut().zip(&actual).enumerate() {
+        for (f, a) in rows.iter_mut().zip(a) {
+            *f = a + 0.5 * (1.0 + h as f64) * (*f - a);
+        }
+    }
+    members[1] = members[0]
+        .iter()
+        .zip(&actual)
+        .take(8)
+        .map(|(rows, a)| rows.iter().zip(a).map(|(f, a)| 2.0 * a - f).collect())
+        .collect();
+    members[2] = Vec::new();
+    let w = learn_weights(&members, &actual, &spans);
+    assert_eq!(w.len(), 24);
+    for (h, wh) in w.iter().enumerate() {
+        assert!((wh.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{h}: {wh:?}");
+        assert_eq!(wh[2], 0.0, "{h}: {wh:?}");
+        if h < 8 {
+            // Compared on the horizons both forecast, not the ridge's worse later ones too.
+            assert!((wh[0] - wh[1]).abs() < 1e-9 && wh[1] > 0.0, "{h}: {wh:?}");
+        } else {
+            assert_eq!(wh[1], 0.0, "{h}: {wh:?}");
+        }
+    }
 }
 
 #[test]
@@ -967,7 +994,22 @@ fn a_member_without_weight_cannot_spoil_the_blend() {
         vec![vec![f64::INFINITY, f64::NAN]],
         vec![vec![f64::NEG_INFINITY, 55.0]],
     ];
-    assert_eq!(combine(&members, &[PRIOR]), vec![vec![50.0, 60.0]]);
+    assert_eq!(
+        combine(&members, &[PRIOR]).ok(),
+        Some(vec![vec![50.0, 60.0]])
+    );
+    // Nor can one without forecasts at all; but one with weight and no forecasts is an error.
+    let members: [Vec<Vec<f64>>; MEMBERS] = [
+        vec![vec![40.0, 50.0]],
+        vec![vec![60.0, 70.0]],
+        vec![],
+        vec![],
+    ];
+    assert_eq!(
+        combine(&members, &[PRIOR]).ok(),
+        Some(vec![vec![50.0, 60.0]])
+    );
+    assert!(combine(&members, &[[0.5, 0.0, 0.5, 0.0]]).is_err());
 }
 
 #[test]

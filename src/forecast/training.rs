@@ -11,7 +11,7 @@ use super::analog::{
     descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
 use super::combine::{
-    blend_analog_horizon, climatology_levels, combine, learn_weights, pad_rows, CLIMATOLOGY_DAYS,
+    blend_analog_horizon, climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS,
 };
 use super::features::{
     ridge_column_sets, FeatureFrame, FeatureSpec, Transform, LOOKBACK_DAYS, N_LAG_FEATURES,
@@ -453,13 +453,11 @@ fn fit_learned(
                 clim_days,
                 transform,
             ));
-            // Without a trustworthy plain ridge its place holds the ridge's forecasts, with
-            // no weight at any horizon.
+            // Without a trustworthy plain ridge its place holds no forecasts, and no weight.
             let (plain, plain_span) = match plain_preds {
                 Some(plain) => (plain, p..usize::MAX),
-                None => (r.clone(), 0..0),
+                None => (Vec::new(), 0..0),
             };
-            let a = pad_rows(a, &r);
             let members = [r, a, plain, c];
             let actual: Vec<Vec<f64>> = holdout
                 .pairs
@@ -470,7 +468,7 @@ fn fit_learned(
             let spans = [0..usize::MAX, 0..analog_horizon, plain_span];
             weights = learn_weights(&members, &actual, &spans);
             tracing::debug!(?weights, "blend weights learned");
-            combine(&members, &weights)
+            combine(&members, &weights)?
         }
         Err(mut member_preds) => member_preds
             .pop()
