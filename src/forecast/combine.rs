@@ -139,15 +139,18 @@ pub fn combine(
         .iter()
         .enumerate()
         .map(|(h, w)| {
-            let weighted: Vec<(f64, &Vec<f64>)> = (0..MEMBERS)
+            let weighted: Vec<(f64, &[f64])> = (0..MEMBERS)
                 .filter(|&m| w[m] != 0.0)
                 .map(|m| {
-                    members[m].get(h).map(|rows| (w[m], rows)).ok_or_else(|| {
-                        ForecastError::PredictFailed(format!(
-                            "blend member {m} has weight but no forecast at horizon {}",
-                            h + 1
-                        ))
-                    })
+                    members[m]
+                        .get(h)
+                        .map(|rows| (w[m], rows.as_slice()))
+                        .ok_or_else(|| {
+                            ForecastError::PredictFailed(format!(
+                                "blend member {m} has weight but no forecast at horizon {}",
+                                h + 1
+                            ))
+                        })
                 })
                 .collect::<Result<_, _>>()?;
             let n = weighted
@@ -190,25 +193,23 @@ pub fn learn_weights(
             .count()
     });
     let has = |m: usize, h: usize| h < lined_up[m];
-    // Stage 1 statistics: pairs and squared errors of the learned members per horizon, over
-    // the pairs every member forecasting that horizon has a finite forecast for.
+    // The pairs both stages learn from: a finite actual, and a finite forecast from every
+    // member forecasting that horizon.
+    let usable = |h: usize, i: usize| {
+        actual[h][i].is_finite() && (0..MEMBERS).all(|m| !has(m, h) || members[m][h][i].is_finite())
+    };
+    // Stage 1 statistics: pairs and squared errors of the learned members per horizon.
     let mut cnt = vec![0usize; horizon];
     let mut sq = vec![[0.0; LEARNED]; horizon];
     for h in 0..horizon {
-        let present: Vec<usize> = (0..MEMBERS).filter(|&m| has(m, h)).collect();
-        for (i, &a) in actual[h].iter().enumerate() {
-            if a.is_finite() && present.iter().all(|&m| members[m][h][i].is_finite()) {
-                cnt[h] += 1;
-                for &m in present.iter().filter(|&&m| m < LEARNED) {
-                    sq[h][m] += (a - members[m][h][i]) * (a - members[m][h][i]);
-                }
+        for (i, &a) in actual[h].iter().enumerate().filter(|&(i, _)| usable(h, i)) {
+            cnt[h] += 1;
+            for m in (0..LEARNED).filter(|&m| has(m, h)) {
+                sq[h][m] += (a - members[m][h][i]) * (a - members[m][h][i]);
             }
         }
     }
-    let pooled_n = |h: usize| -> usize {
-        let (lo, hi) = pool(h, horizon);
-        cnt[lo..=hi].iter().sum()
-    };
+    let pairs_in = |lo: usize, hi: usize| -> usize { cnt[lo..=hi].iter().sum() };
     let shares: Vec<[f64; LEARNED]> = (0..horizon)
         .map(|h| {
             let allowed: [bool; LEARNED] =
@@ -227,8 +228,7 @@ pub fn learn_weights(
             for (e, _) in e.iter_mut().zip(allowed).filter(|(_, ok)| !ok) {
                 *e = f64::INFINITY;
             }
-            let n: usize = cnt[lo..=hi].iter().sum();
-            let ok = n >= MIN_PAIRS && e.iter().all(|v| *v > 0.0 && !v.is_nan());
+            let ok = pairs_in(lo, hi) >= MIN_PAIRS && e.iter().all(|v| *v > 0.0 && !v.is_nan());
             let mut w = [0.0; LEARNED];
             if ok {
                 let inv: f64 = e.iter().map(|v| 1.0 / v).sum();
@@ -253,25 +253,22 @@ pub fn learn_weights(
     let mut err = vec![[0.0; LAMBDA_GRID]; horizon];
     for h in 0..horizon {
         let w = shares[h];
-        let present: Vec<usize> = (0..MEMBERS).filter(|&m| has(m, h)).collect();
         let weighted: Vec<usize> = (0..LEARNED).filter(|&m| w[m] != 0.0).collect();
         if !has(LEARNED, h) || !weighted.iter().all(|&m| has(m, h)) {
             continue;
         }
-        for (i, &a) in actual[h].iter().enumerate() {
-            if a.is_finite() && present.iter().all(|&m| members[m][h][i].is_finite()) {
-                let b: f64 = weighted.iter().map(|&m| w[m] * members[m][h][i]).sum();
-                let c = members[LEARNED][h][i];
-                for (g, e) in err[h].iter_mut().enumerate() {
-                    *e += (a - b - grid_lambda(g) * (c - b)).abs();
-                }
+        for (i, &a) in actual[h].iter().enumerate().filter(|&(i, _)| usable(h, i)) {
+            let b: f64 = weighted.iter().map(|&m| w[m] * members[m][h][i]).sum();
+            let c = members[LEARNED][h][i];
+            for (g, e) in err[h].iter_mut().enumerate() {
+                *e += (a - b - grid_lambda(g) * (c - b)).abs();
             }
         }
     }
     let (lambda, trust): (Vec<f64>, Vec<f64>) = (0..horizon)
         .map(|h| {
             let (lo, hi) = pool(h, horizon);
-            let n = pooled_n(h);
+            let n = pairs_in(lo, hi);
             let mut pooled = [0.0; LAMBDA_GRID];
             for e in &err[lo..=hi] {
                 pooled.iter_mut().zip(e).for_each(|(p, v)| *p += v);
