@@ -9,14 +9,12 @@
 //! need (three weeks for the learned ones at 1 h and 120 steps), so a young series is scored
 //! on fewer origins rather than not at all.
 
-use std::time::Instant;
-
 use serde::{Deserialize, Serialize};
 
 use super::features::period_for_step;
 use super::metrics::{mase_scale, Accumulator, Metrics};
 use super::models::{Algorithm, FittedModel};
-use super::training::{fit_with, learned_history, TrainOptions};
+use super::training::{fit_each, fit_with, learned_history, TrainOptions};
 use super::{plural, ForecastConfig, ForecastError, Series};
 
 /// Outcome of [`select_and_fit`].
@@ -156,27 +154,96 @@ pub(crate) fn backtest_from(
     opts: &TrainOptions,
     floor: usize,
 ) -> Result<Metrics, ForecastError> {
-    cfg.validate()?;
-    super::training::check_finite(&series.values)?;
+    backtest_each(series, &[algo], cfg, opts, floor)
+        .scores
+        .pop()
+        .map_or_else(
+            || Err(ForecastError::FitFailed("nothing backtested".into())),
+            |s| s.1,
+        )
+}
+
+/// What [`backtest_each`] found.
+pub(crate) struct Backtests {
+    /// Per algorithm, in the order asked for: its scores, or the error that stopped it.
+    pub scores: Vec<(Algorithm, Result<Metrics, ForecastError>)>,
+    /// Seconds fitting all the algorithms still in the running took, per origin.
+    pub joint_fit_seconds: Vec<f64>,
+}
+
+/// [`backtest_from`] of every algorithm of `algos` at once: at each origin they are fitted
+/// together ([`fit_each`]: the same models, with the work they share done once), and each
+/// one's fit time is its own part of that. An algorithm whose fit or forecast fails at an
+/// origin is stopped there with that error, as its own backtest would be; the others go on.
+pub(crate) fn backtest_each(
+    series: &Series,
+    algos: &[Algorithm],
+    cfg: &ForecastConfig,
+    opts: &TrainOptions,
+    floor: usize,
+) -> Backtests {
+    let all_fail = |e: ForecastError| Backtests {
+        scores: algos.iter().map(|&a| (a, Err(e.clone()))).collect(),
+        joint_fit_seconds: Vec::new(),
+    };
+    if let Err(e) = cfg
+        .validate()
+        .and_then(|()| super::training::check_finite(&series.values))
+    {
+        return all_fail(e);
+    }
     let period = period_for_step(series.step_secs);
     let origins = origins(series.len(), period, cfg, floor);
     let Some(&o0) = origins.first() else {
-        return Err(too_short(series.len(), period, cfg, floor));
+        return all_fail(too_short(series.len(), period, cfg, floor));
     };
-    let scale = mase_scale(&series.values, o0, period)?;
-    let mut acc = Accumulator::new(cfg.horizon, scale);
+    let scale = match mase_scale(&series.values, o0, period) {
+        Ok(scale) => scale,
+        Err(e) => return all_fail(e),
+    };
+    let mut accs: Vec<Result<Accumulator, ForecastError>> = algos
+        .iter()
+        .map(|_| Ok(Accumulator::new(cfg.horizon, scale)))
+        .collect();
+    let mut joint_fit_seconds = Vec::with_capacity(origins.len());
     let start_unix = series.start_unix();
     for &o in &origins {
+        let running: Vec<usize> = (0..algos.len()).filter(|&i| accs[i].is_ok()).collect();
+        if running.is_empty() {
+            break;
+        }
         let history = series.head(o);
-        let started = Instant::now();
-        let model = fit_with(&history, algo, cfg, opts)?;
-        let fit_secs = started.elapsed().as_secs_f64();
-        let steps = model.forecast_at(&history.values, start_unix, cfg.horizon)?;
-        acc.add_origin(&series.values[o..o + cfg.horizon], &steps, fit_secs);
+        let asked: Vec<Algorithm> = running.iter().map(|&i| algos[i]).collect();
+        let fits = fit_each(&history, &asked, cfg, opts);
+        joint_fit_seconds.push(fits.iter().map(|f| f.seconds).sum());
+        for (i, fit) in running.into_iter().zip(fits) {
+            let steps = fit
+                .model
+                .and_then(|model| model.forecast_at(&history.values, start_unix, cfg.horizon));
+            match (steps, &mut accs[i]) {
+                (Ok(steps), Ok(acc)) => {
+                    acc.add_origin(&series.values[o..o + cfg.horizon], &steps, fit.seconds)
+                }
+                (Err(e), acc) => *acc = Err(e),
+                (Ok(_), Err(_)) => {}
+            }
+        }
     }
-    let m = acc.finish();
-    tracing::info!(%algo, mase_1_24 = m.mase_1_24, mase_1_120 = m.mase_1_120, origins = m.origins, "backtest done");
-    Ok(m)
+    let scores = algos
+        .iter()
+        .zip(accs)
+        .map(|(&algo, acc)| {
+            let m = acc.map(Accumulator::finish);
+            if let Ok(m) = &m {
+                tracing::info!(%algo, mase_1_24 = m.mase_1_24, mase_1_120 = m.mase_1_120, origins = m.origins, "backtest done");
+            }
+            (algo, m)
+        })
+        .collect();
+    Backtests {
+        scores,
+        joint_fit_seconds,
+    }
 }
 
 /// Backtest every candidate and pick the lowest mean of MASE 1-24 and MASE 1-120 (ties:
@@ -198,8 +265,8 @@ pub(crate) fn select(
     let period = period_for_step(series.step_secs);
     let floor = history_floor(candidates, series.len(), period, cfg);
     let mut reports = Vec::new();
-    for &algo in candidates {
-        match backtest_from(series, algo, cfg, opts, floor) {
+    for (algo, scores) in backtest_each(series, candidates, cfg, opts, floor).scores {
+        match scores {
             Ok(m) => reports.push((algo, m)),
             Err(e) => tracing::warn!(%algo, error = %e, "candidate skipped"),
         }

@@ -123,12 +123,7 @@ impl Accumulator {
                 k as f64 / total as f64
             }
         };
-        self.fit_seconds.sort_by(f64::total_cmp);
-        let fit_seconds = match self.fit_seconds.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => self.fit_seconds[n / 2],
-            n => 0.5 * (self.fit_seconds[n / 2 - 1] + self.fit_seconds[n / 2]),
-        };
+        let fit_seconds = median(std::mem::take(&mut self.fit_seconds)).unwrap_or(0.0);
         Metrics {
             mase_1_24: mae_1_24 / self.scale,
             mase_1_120: mae_1_120 / self.scale,
@@ -149,6 +144,17 @@ impl Accumulator {
                 .collect(),
             origins: self.origins,
         }
+    }
+}
+
+/// The middle value (the mean of the middle two for an even count), `None` for none.
+pub(crate) fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(xs[n / 2]),
+        _ => Some(0.5 * (xs[n / 2 - 1] + xs[n / 2])),
     }
 }
 

@@ -67,7 +67,7 @@ pub use models::{
     SMARTCORE_VERSION,
 };
 pub use series::{resample, series_digest, series_to_csv_rows, Series};
-pub use training::{fit_with, TrainOptions};
+pub use training::{fit_each, fit_with, CandidateFit, TrainOptions};
 
 /// "s" for a count other than one, for messages that name counts.
 pub(crate) fn plural(n: usize) -> &'static str {
@@ -139,7 +139,7 @@ impl ForecastConfig {
 }
 
 /// Everything that can go wrong in the engine. No engine path panics on data.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ForecastError {
     #[error("too little data: {0}")]
     TooLittleData(String),

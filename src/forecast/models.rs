@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bincode::Options;
 use chrono::{DateTime, Utc};
@@ -130,11 +131,12 @@ pub struct ModelParams {
 pub(crate) enum Estimator {
     Naive,
     SeasonalNaive,
-    Ridge(Vec<RidgeHorizon>),
+    /// Shared with a Blend fitted alongside (see `training::fit_each`); serialised as a list.
+    Ridge(Arc<[RidgeHorizon]>),
     Forest(ForestModel),
     Analog(AnalogModel),
     Blend {
-        ridge: Vec<RidgeHorizon>,
+        ridge: Arc<[RidgeHorizon]>,
         /// Plain lag ridge on the original scale (see `combine`).
         plain: Vec<RidgeHorizon>,
         analog: AnalogModel,

@@ -326,8 +326,10 @@ fn cholesky(g: &[f64], p: usize, eps: f64) -> Option<Vec<f64>> {
     for i in 0..p {
         for j in 0..=i {
             let mut s = g[i * p + j] + if i == j { eps } else { 0.0 };
-            for k in 0..j {
-                s -= l[i * p + k] * l[j * p + k];
+            // Sliced rather than indexed, so the hot loop has no bounds checks; the same
+            // operations in the same order, so the same result to the bit.
+            for (a, b) in l[i * p..i * p + j].iter().zip(&l[j * p..j * p + j]) {
+                s -= a * b;
             }
             if i == j {
                 if !(s > 0.0 && s.is_finite()) {

@@ -109,6 +109,58 @@ fn serialisation_round_trip_gives_identical_forecasts() {
 }
 
 #[test]
+fn fitting_the_candidates_together_gives_each_the_model_it_gets_alone() {
+    // The Blend reuses the ridge the Ridge candidate validated and fitted, and all learned
+    // candidates share one set of feature frames: none of that may change a model.
+    let cfg = small_cfg();
+    let s = synthetic(40, 3);
+    let opts = TrainOptions::default();
+    let together = fit_each(&s, &Algorithm::ALL, &cfg, &opts);
+    assert_eq!(together.len(), Algorithm::ALL.len());
+    for (fit, a) in together.into_iter().zip(Algorithm::ALL) {
+        assert_eq!(fit.algo, a);
+        assert!(fit.seconds >= 0.0);
+        let shared = fit.model.unwrap_or_else(|e| panic!("{a} together: {e}"));
+        let alone = fit_with(&s, a, &cfg, &opts).unwrap_or_else(|e| panic!("{a} alone: {e}"));
+        assert_eq!(
+            shared.to_bytes().expect("bytes"),
+            alone.to_bytes().expect("bytes"),
+            "{a}"
+        );
+    }
+    // The Blend first, then the Ridge that reuses its member: the same again.
+    let blend_first = fit_each(&s, &[Algorithm::Blend, Algorithm::Ridge], &cfg, &opts);
+    let ridge = fit_with(&s, Algorithm::Ridge, &cfg, &opts).expect("ridge");
+    let reused = blend_first[1].model.as_ref().expect("ridge after blend");
+    assert_eq!(
+        reused.to_bytes().expect("bytes"),
+        ridge.to_bytes().expect("bytes")
+    );
+}
+
+#[test]
+fn a_fit_that_cannot_start_fails_every_candidate_with_the_reason() {
+    let cfg = small_cfg();
+    let mut s = synthetic(40, 3);
+    s.values[100] = Some(f64::NAN);
+    let fits = fit_each(
+        &s,
+        &[Algorithm::Naive, Algorithm::Blend],
+        &cfg,
+        &TrainOptions::default(),
+    );
+    assert_eq!(fits.len(), 2);
+    for fit in fits {
+        assert!(
+            matches!(fit.model, Err(ForecastError::NonFiniteInput { index: 100 })),
+            "{}: {:?}",
+            fit.algo,
+            fit.model.map(|m| m.algorithm)
+        );
+    }
+}
+
+#[test]
 fn forecast_steps_serialise_rounded_to_hundredths() {
     let step = ForecastStep {
         ts: Utc.timestamp_opt(1_735_689_600, 0).single().expect("ts"),
@@ -306,6 +358,35 @@ fn backtest_scores_a_perfectly_periodic_series_exactly() {
 }
 
 #[test]
+fn backtesting_the_candidates_together_scores_each_as_its_own_backtest_does() {
+    let cfg = small_cfg();
+    let s = synthetic(40, 4);
+    let opts = TrainOptions::default();
+    let algos = [Algorithm::SeasonalNaive, Algorithm::Ridge, Algorithm::Blend];
+    let floor = backtest::history_floor(&algos, s.len(), 24, &cfg);
+    let together = backtest::backtest_each(&s, &algos, &cfg, &opts, floor);
+    assert_eq!(together.scores.len(), algos.len());
+    assert!(!together.joint_fit_seconds.is_empty());
+    for ((a, m), &asked) in together.scores.into_iter().zip(&algos) {
+        assert_eq!(a, asked);
+        let m = m.unwrap_or_else(|e| panic!("{a} together: {e}"));
+        let alone = backtest::backtest_from(&s, a, &cfg, &opts, floor).expect("backtest alone");
+        let scores = |m: &Metrics| {
+            [
+                m.mase_1_24,
+                m.mase_1_120,
+                m.rmse_1_24,
+                m.coverage_80,
+                m.coverage_95,
+            ]
+            .map(f64::to_bits)
+        };
+        assert_eq!(scores(&m), scores(&alone), "{a}");
+        assert_eq!(m.origins, alone.origins);
+    }
+}
+
+#[test]
 fn select_and_fit_chooses_by_backtest() {
     let cfg = small_cfg();
     let s = synthetic(40, 6);
@@ -349,7 +430,9 @@ fn evaluate_report_gives_its_bounds_as_timestamps_and_a_table_row_per_model() {
     let first: DateTime<Utc> = serde_json::from_value(v["series"]["first"].clone()).expect("ts");
     assert_eq!(first.timestamp(), 1_735_689_600);
     let table = report.to_table();
-    assert_eq!(table.lines().count(), 2 + 2 + 1);
+    // Header lines, a row per model, the joint fit time, the choice.
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 1, "{table}");
+    assert!(table.contains("all 2 models at one origin"), "{table}");
     assert!(table.contains('*'));
 }
 

@@ -23,9 +23,13 @@ use super::models::{
     plain_levels, predict_levels, ridge_levels, smooth_same_hour, Algorithm, Estimator,
     FittedModel, Frames, ModelParams, MODEL_FORMAT_VERSION, SMARTCORE_VERSION,
 };
-use super::ridge::{horizon_stats, RidgeStats};
+use super::ridge::{horizon_stats, RidgeHorizon, RidgeStats};
 use super::series::causal_fill;
 use super::{ForecastConfig, ForecastError, Series};
+
+use std::cell::OnceCell;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Candidate ridge penalties (per training row, on standardised features).
 const RIDGE_ALPHAS: [f64; 6] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
@@ -103,6 +107,85 @@ pub fn fit_with(
     cfg: &ForecastConfig,
     opts: &TrainOptions,
 ) -> Result<FittedModel, ForecastError> {
+    fit_each(series, &[algo], cfg, opts).pop().map_or_else(
+        || Err(ForecastError::FitFailed("nothing fitted".into())),
+        |f| f.model,
+    )
+}
+
+/// One candidate fitted by [`fit_each`]: the model or why it could not be fitted, and the
+/// seconds it took beyond the work an earlier candidate of the same call had already done.
+#[derive(Debug)]
+pub struct CandidateFit {
+    pub algo: Algorithm,
+    pub model: Result<FittedModel, ForecastError>,
+    pub seconds: f64,
+}
+
+/// Fit every algorithm of `algos` on all of `series`, as [`fit_with`] fits each alone (the
+/// same models, to the bit), doing the work they have in common once: the feature frames,
+/// and the ridge that the Ridge candidate is and the Blend holds as a member (the same
+/// penalties chosen on the same holdout, fitted on the same rows). The backtest fits all
+/// candidates at each origin this way.
+#[doc(hidden)]
+pub fn fit_each(
+    series: &Series,
+    algos: &[Algorithm],
+    cfg: &ForecastConfig,
+    opts: &TrainOptions,
+) -> Vec<CandidateFit> {
+    let started = Instant::now();
+    let n = match check_series(series, cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            let seconds = started.elapsed().as_secs_f64();
+            return algos
+                .iter()
+                .map(|&algo| CandidateFit {
+                    algo,
+                    model: Err(e.clone()),
+                    seconds,
+                })
+                .collect();
+        }
+    };
+    let learned_transform = if opts.log_transform {
+        Transform::Log { lower: cfg.lower }
+    } else {
+        Transform::Identity
+    };
+    // Built when the first candidate needing them is fitted, so that one is timed with them.
+    let (baseline_data, learned_data) = (OnceCell::new(), OnceCell::new());
+    let (baseline_ctx, learned_ctx) = (OnceCell::new(), OnceCell::new());
+    let mut shared = SharedRidge::default();
+    let mut lap = started;
+    algos
+        .iter()
+        .map(|&algo| {
+            let model = if algo.is_baseline() {
+                let ctx = baseline_ctx.get_or_init(|| {
+                    Context::new(series, n, Transform::Identity, &baseline_data, cfg, opts)
+                });
+                fit_baseline(ctx, algo)
+            } else {
+                let ctx = learned_ctx.get_or_init(|| {
+                    Context::new(series, n, learned_transform, &learned_data, cfg, opts)
+                });
+                fit_learned(ctx, algo, &mut shared)
+            };
+            let seconds = lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+            CandidateFit {
+                algo,
+                model: model.map(|fitted| fitted.into_model(series, algo, n, cfg)),
+                seconds,
+            }
+        })
+        .collect()
+}
+
+/// The checks every fit starts with; the number of steps up to the last observed one.
+fn check_series(series: &Series, cfg: &ForecastConfig) -> Result<usize, ForecastError> {
     cfg.validate()?;
     if series.step_secs <= 0 {
         return Err(ForecastError::InvalidConfig(
@@ -110,85 +193,117 @@ pub fn fit_with(
         ));
     }
     check_finite(&series.values)?;
-    let n = series.observed_len();
-    if n == 0 {
-        return Err(ForecastError::TooLittleData(
+    match series.observed_len() {
+        0 => Err(ForecastError::TooLittleData(
             "the series has no observed value".into(),
-        ));
+        )),
+        n => Ok(n),
     }
-    let values = &series.values[..n];
-    let transform = if algo.is_baseline() || !opts.log_transform {
-        Transform::Identity
-    } else {
-        Transform::Log { lower: cfg.lower }
-    };
-    let spec = FeatureSpec::new(series.step_secs, transform);
-    let transformed: Vec<Option<f64>> = values
-        .iter()
-        .map(|v| v.map(|y| transform.forward(y)))
-        .collect();
-    let ctx = Context {
-        raw: FeatureFrame::build(
-            &transformed,
-            series.start_unix(),
-            series.step_secs,
-            spec.period,
-        ),
-        values,
-        filled: causal_fill(values, spec.period)
-            .into_iter()
-            .map(|y| Some(transform.forward(y)))
-            .collect(),
-        spec,
-        cfg,
-        opts,
-        n,
-    };
-    let filled_frame = FeatureFrame::build(
-        &ctx.filled,
-        series.start_unix(),
-        series.step_secs,
-        ctx.spec.period,
-    );
-    let fitted = if algo.is_baseline() {
-        fit_baseline(&ctx, &filled_frame, algo)?
-    } else {
-        fit_learned(&ctx, &filled_frame, algo)?
-    };
-    Ok(FittedModel {
-        format_version: MODEL_FORMAT_VERSION,
-        smartcore_version: SMARTCORE_VERSION.to_string(),
-        algorithm: algo,
-        params: fitted.params,
-        feature_spec: ctx.spec.clone(),
-        step_secs: series.step_secs,
-        horizon: cfg.horizon,
-        lower: cfg.lower,
-        upper: cfg.upper,
-        trained_steps: n,
-        trained_until: series.ts(n - 1),
-        intervals: fitted.intervals,
-        estimator: fitted.estimator,
-    })
+}
+
+/// The series on a model's scale, owned for the frames of a [`Context`] to borrow.
+struct Scaled {
+    spec: FeatureSpec,
+    transformed: Vec<Option<f64>>,
+    filled: Vec<Option<f64>>,
 }
 
 struct Context<'a> {
     /// Frame over the transformed raw values: training rows touching a gap are excluded.
     raw: FeatureFrame<'a>,
+    /// Frame over the causally gap-filled transformed values, as `forecast` sees them.
+    filled: FeatureFrame<'a>,
     /// Original values (the actuals of the inner backtest).
     values: &'a [Option<f64>],
-    /// Causally gap-filled transformed values, as `forecast` sees them.
-    filled: Vec<Option<f64>>,
-    spec: FeatureSpec,
+    spec: &'a FeatureSpec,
     cfg: &'a ForecastConfig,
     opts: &'a TrainOptions,
     n: usize,
+}
+
+impl<'a> Context<'a> {
+    /// The first `n` steps of `series` on the `transform` scale, owned by `data`.
+    fn new(
+        series: &'a Series,
+        n: usize,
+        transform: Transform,
+        data: &'a OnceCell<Scaled>,
+        cfg: &'a ForecastConfig,
+        opts: &'a TrainOptions,
+    ) -> Self {
+        let values = &series.values[..n];
+        let data = data.get_or_init(|| {
+            let spec = FeatureSpec::new(series.step_secs, transform);
+            Scaled {
+                transformed: values
+                    .iter()
+                    .map(|v| v.map(|y| transform.forward(y)))
+                    .collect(),
+                filled: causal_fill(values, spec.period)
+                    .into_iter()
+                    .map(|y| Some(transform.forward(y)))
+                    .collect(),
+                spec,
+            }
+        });
+        let frame =
+            |v| FeatureFrame::build(v, series.start_unix(), series.step_secs, data.spec.period);
+        Context {
+            raw: frame(&data.transformed),
+            filled: frame(&data.filled),
+            values,
+            spec: &data.spec,
+            cfg,
+            opts,
+            n,
+        }
+    }
 }
 
 struct Fitted {
     params: ModelParams,
     intervals: Vec<HorizonQuantiles>,
     estimator: Estimator,
+    feature_spec: FeatureSpec,
+}
+
+impl Fitted {
+    /// The model fitted on the first `n` steps of `series`.
+    fn into_model(
+        self,
+        series: &Series,
+        algo: Algorithm,
+        n: usize,
+        cfg: &ForecastConfig,
+    ) -> FittedModel {
+        FittedModel {
+            format_version: MODEL_FORMAT_VERSION,
+            smartcore_version: SMARTCORE_VERSION.to_string(),
+            algorithm: algo,
+            params: self.params,
+            feature_spec: self.feature_spec,
+            step_secs: series.step_secs,
+            horizon: cfg.horizon,
+            lower: cfg.lower,
+            upper: cfg.upper,
+            trained_steps: n,
+            trained_until: series.ts(n - 1),
+            intervals: self.intervals,
+            estimator: self.estimator,
+        }
+    }
+}
+
+/// What the Ridge candidate and the Blend have in common when fitted on one history (see
+/// [`fit_each`]), kept by the first of them to make it. The Blend's ridge member is the Ridge
+/// candidate: validated on the same holdout (same split, stride and window) and refitted on
+/// the same rows; `key` holds the split, window and stride it was made for, so nothing is
+/// reused for another.
+#[derive(Default)]
+struct SharedRidge {
+    key: Option<(usize, usize, usize)>,
+    validated: Option<RidgeChoice>,
+    fitted: Option<Arc<[RidgeHorizon]>>,
 }
 
 /// Held-out (origin, actual) pairs per horizon: `pairs[h-1]`.
@@ -334,11 +449,7 @@ impl Holdout {
     }
 }
 
-fn fit_baseline(
-    ctx: &Context<'_>,
-    filled: &FeatureFrame<'_>,
-    algo: Algorithm,
-) -> Result<Fitted, ForecastError> {
+fn fit_baseline(ctx: &Context<'_>, algo: Algorithm) -> Result<Fitted, ForecastError> {
     let estimator = match algo {
         Algorithm::Naive => Estimator::Naive,
         _ => Estimator::SeasonalNaive,
@@ -350,7 +461,7 @@ fn fit_baseline(
         vec![Vec::new(); ctx.cfg.horizon]
     } else {
         let frames = Frames {
-            filled,
+            filled: &ctx.filled,
             raw: &ctx.raw,
         };
         let all = predict_levels(
@@ -374,6 +485,7 @@ fn fit_baseline(
         },
         intervals: holdout.intervals(&preds, ctx.cfg),
         estimator,
+        feature_spec: ctx.spec.clone(),
     })
 }
 
@@ -387,9 +499,10 @@ pub(crate) fn learned_history(period: usize, cfg: &ForecastConfig) -> usize {
 
 fn fit_learned(
     ctx: &Context<'_>,
-    filled: &FeatureFrame<'_>,
     algo: Algorithm,
+    shared: &mut SharedRidge,
 ) -> Result<Fitted, ForecastError> {
+    let filled = &ctx.filled;
     let (n, p, h_max) = (ctx.n, ctx.spec.period, ctx.cfg.horizon);
     let lookback = ctx.spec.lookback;
     let need = learned_history(p, ctx.cfg);
@@ -416,8 +529,21 @@ fn fit_learned(
     let mut ridge_alpha = Vec::new();
     let mut ridge_cols = Vec::new();
     let mut member_preds: Vec<Vec<Vec<f64>>> = Vec::new();
+    let ridge_key = (split, window, holdout.stride);
+    if shared.key != Some(ridge_key) {
+        *shared = SharedRidge {
+            key: Some(ridge_key),
+            ..SharedRidge::default()
+        };
+    }
     if use_ridge {
-        let (alpha, cols, preds) = validate_ridge(ctx, filled, &holdout, split, window)?;
+        let (alpha, cols, preds) = match &shared.validated {
+            Some(choice) => choice.clone(),
+            None => {
+                let choice = validate_ridge(ctx, filled, &holdout, split, window)?;
+                shared.validated.insert(choice).clone()
+            }
+        };
         ridge_alpha = alpha;
         ridge_cols = cols;
         member_preds.push(preds);
@@ -477,15 +603,19 @@ fn fit_learned(
     let intervals = holdout.intervals(&preds, ctx.cfg);
 
     // Final fit on everything.
-    let ridge = if ridge_alpha.is_empty() {
-        None
-    } else {
-        Some(chosen_ridge(
-            &ridge_stats(ctx, n, window)?,
-            &ridge_alpha,
-            &ridge_cols,
-            RidgeStats::fit,
-        )?)
+    let ridge = match (&shared.fitted, ridge_alpha.is_empty()) {
+        (_, true) => None,
+        (Some(ridge), false) => Some(Arc::clone(ridge)),
+        (None, false) => {
+            let ridge: Arc<[RidgeHorizon]> = chosen_ridge(
+                &ridge_stats(ctx, n, window)?,
+                &ridge_alpha,
+                &ridge_cols,
+                RidgeStats::fit,
+            )?
+            .into();
+            Some(Arc::clone(shared.fitted.insert(ridge)))
+        }
     };
     let estimator = match (ridge, analog.clone()) {
         (Some(ridge), Some(analog)) => Estimator::Blend {
@@ -511,6 +641,7 @@ fn fit_learned(
         },
         intervals,
         estimator,
+        feature_spec: ctx.spec.clone(),
     })
 }
 
