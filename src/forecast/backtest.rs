@@ -215,7 +215,9 @@ pub(crate) fn backtest_each(
         let history = series.head(o);
         let asked: Vec<Algorithm> = running.iter().map(|&i| algos[i]).collect();
         let fits = fit_each(&history, &asked, cfg, opts);
-        joint_fit_seconds.push(fits.iter().map(|f| f.seconds).sum());
+        let seconds: f64 = fits.iter().map(|f| f.seconds).sum();
+        tracing::debug!(origin = o, seconds, "candidates fitted together");
+        joint_fit_seconds.push(seconds);
         for (i, fit) in running.into_iter().zip(fits) {
             let steps = fit
                 .model
