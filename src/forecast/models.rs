@@ -595,3 +595,38 @@ pub(crate) fn forest_levels(
         .map(|c| c.iter().zip(levels).map(|(d, l)| l + d).collect())
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::synthetic::{generate, SyntheticSpec};
+    use crate::forecast::ForecastConfig;
+
+    /// Models stored while each candidate held its own list of ridge horizons stay readable
+    /// under the same format version: the list shared through an `Arc` is written exactly as
+    /// a `Vec` of the same horizons is, and read back from those bytes.
+    #[test]
+    fn a_shared_list_of_ridge_horizons_is_stored_as_a_vec_of_them() {
+        let cfg = ForecastConfig {
+            horizon: 24,
+            window_days: 3,
+            ..ForecastConfig::default()
+        };
+        let series = generate(&SyntheticSpec {
+            days: 40,
+            seed: 5,
+            ..SyntheticSpec::default()
+        });
+        let model = fit(&series, Algorithm::Ridge, &cfg).expect("fit");
+        let Estimator::Ridge(shared) = &model.estimator else {
+            panic!("a ridge model holds a ridge estimator");
+        };
+        let as_vec: Vec<&RidgeHorizon> = shared.iter().collect();
+        let opts = bincode_options;
+        let vec_bytes = opts().serialize(&as_vec).expect("vec bytes");
+        assert_eq!(opts().serialize(shared).expect("arc bytes"), vec_bytes);
+        let back: Arc<[RidgeHorizon]> = opts().deserialize(&vec_bytes).expect("read back");
+        assert_eq!(back.len(), cfg.horizon);
+        assert_eq!(opts().serialize(&back).expect("again"), vec_bytes);
+    }
+}
