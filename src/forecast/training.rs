@@ -7,6 +7,10 @@
 //! the history with the chosen settings. Nothing after the end of the given series is used, so
 //! inside an outer backtest the intervals never peek past the origin.
 
+use std::cell::OnceCell;
+use std::sync::Arc;
+use std::time::Instant;
+
 use super::analog::{
     descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
@@ -26,10 +30,6 @@ use super::models::{
 use super::ridge::{horizon_stats, RidgeHorizon, RidgeStats};
 use super::series::causal_fill;
 use super::{ForecastConfig, ForecastError, Series};
-
-use std::cell::OnceCell;
-use std::sync::Arc;
-use std::time::Instant;
 
 /// Candidate ridge penalties (per training row, on standardised features).
 const RIDGE_ALPHAS: [f64; 6] = [1e-5, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
@@ -166,18 +166,18 @@ pub fn fit_each(
                 let ctx = baseline_ctx.get_or_init(|| {
                     Context::new(series, n, Transform::Identity, &baseline_data, cfg, opts)
                 });
-                fit_baseline(ctx, algo)
+                fit_baseline(ctx, algo).map(|f| f.into_model(ctx, series, algo))
             } else {
                 let ctx = learned_ctx.get_or_init(|| {
                     Context::new(series, n, learned_transform, &learned_data, cfg, opts)
                 });
-                fit_learned(ctx, algo, &mut shared)
+                fit_learned(ctx, algo, &mut shared).map(|f| f.into_model(ctx, series, algo))
             };
             let seconds = lap.elapsed().as_secs_f64();
             lap = Instant::now();
             CandidateFit {
                 algo,
-                model: model.map(|fitted| fitted.into_model(series, algo, n, cfg)),
+                model,
                 seconds,
             }
         })
@@ -264,24 +264,18 @@ struct Fitted {
     params: ModelParams,
     intervals: Vec<HorizonQuantiles>,
     estimator: Estimator,
-    feature_spec: FeatureSpec,
 }
 
 impl Fitted {
-    /// The model fitted on the first `n` steps of `series`.
-    fn into_model(
-        self,
-        series: &Series,
-        algo: Algorithm,
-        n: usize,
-        cfg: &ForecastConfig,
-    ) -> FittedModel {
+    /// The model `algo` fitted in `ctx`, on the first `ctx.n` steps of `series`.
+    fn into_model(self, ctx: &Context<'_>, series: &Series, algo: Algorithm) -> FittedModel {
+        let (n, cfg) = (ctx.n, ctx.cfg);
         FittedModel {
             format_version: MODEL_FORMAT_VERSION,
             smartcore_version: SMARTCORE_VERSION.to_string(),
             algorithm: algo,
             params: self.params,
-            feature_spec: self.feature_spec,
+            feature_spec: ctx.spec.clone(),
             step_secs: series.step_secs,
             horizon: cfg.horizon,
             lower: cfg.lower,
@@ -485,7 +479,6 @@ fn fit_baseline(ctx: &Context<'_>, algo: Algorithm) -> Result<Fitted, ForecastEr
         },
         intervals: holdout.intervals(&preds, ctx.cfg),
         estimator,
-        feature_spec: ctx.spec.clone(),
     })
 }
 
@@ -641,7 +634,6 @@ fn fit_learned(
         },
         intervals,
         estimator,
-        feature_spec: ctx.spec.clone(),
     })
 }
 
