@@ -491,7 +491,12 @@ fn holdout_members(n: usize, horizon: usize) -> ([Vec<Vec<f64>>; 4], Vec<Vec<f64
 fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
     use super::combine::{learn_weights, MEMBERS};
     let (members, actual) = holdout_members(300, 48);
-    let w = learn_weights(&members, &actual, &[0..usize::MAX, 0..24, 24..usize::MAX]);
+    let w = learn_weights(
+        &members,
+        &actual,
+        &[],
+        &[0..usize::MAX, 0..24, 24..usize::MAX],
+    );
     assert_eq!(w.len(), 48);
     for wh in &w {
         assert!(wh.iter().all(|v| (0.0..=1.0).contains(v)), "{wh:?}");
@@ -532,9 +537,41 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
         vec![vec![0.0; n]; horizon],
         vec![vec![1.0; n]; horizon],
     ];
-    for w in learn_weights(&members, &actual, &[0..usize::MAX, 0..8, 4..usize::MAX]) {
+    for w in learn_weights(
+        &members,
+        &actual,
+        &[],
+        &[0..usize::MAX, 0..8, 4..usize::MAX],
+    ) {
         assert!((w[3] - 1.0).abs() < 1e-9, "{w:?}");
     }
+}
+
+#[test]
+fn blend_weights_trust_the_member_that_did_better_lately() {
+    use super::combine::{learn_weights, HALF_LIFE_DAYS};
+    // 56 held-out origins, one a day. Over the first 28 the ridge errs by 1 and the analog by
+    // 2; over the last 28 the other way round. Counted alike the two are tied; with the older
+    // weeks discounted the analog, better lately, leads.
+    let (n, horizon) = (56, 12);
+    let actual = vec![vec![50.0; n]; horizon];
+    let off = |early: f64, late: f64| -> Vec<Vec<f64>> {
+        let row = (0..n).map(|i| 50.0 + if i < n / 2 { early } else { late });
+        vec![row.collect(); horizon]
+    };
+    // The climatology errs to the same side, by more: it gets no share.
+    let members = [off(1.0, 2.0), off(2.0, 1.0), vec![], off(5.0, 5.0)];
+    let ages: Vec<Vec<f64>> = vec![(0..n).map(|i| (n - 1 - i) as f64).collect(); horizon];
+    let spans = [0..usize::MAX, 0..usize::MAX, 0..0];
+    let alike = learn_weights(&members, &actual, &[], &spans);
+    let recent = learn_weights(&members, &actual, &ages, &spans);
+    for (a, r) in alike.iter().zip(&recent) {
+        assert!((a[0] - a[1]).abs() < 1e-9, "{a:?}");
+        assert!(r[1] > 1.5 * r[0], "{r:?}");
+    }
+    // The say of a pair halves every HALF_LIFE_DAYS: ages all beyond the holdout change nothing.
+    let old: Vec<Vec<f64>> = vec![vec![10.0 * HALF_LIFE_DAYS; n]; horizon];
+    assert_eq!(learn_weights(&members, &actual, &old, &spans), alike);
 }
 
 #[test]
@@ -549,10 +586,10 @@ fn blend_weights_fall_back_to_the_prior_with_too_little_holdout() {
     };
     // A handful of held-out origins: nothing is learned.
     let (members, actual) = holdout_members(3, 24);
-    let w = learn_weights(&members, &actual, &spans);
+    let w = learn_weights(&members, &actual, &[], &spans);
     assert!(w.len() == 24 && is_prior(&w), "{w:?}");
     // No holdout at all.
-    assert!(learn_weights(&Default::default(), &[], &spans).is_empty());
+    assert!(learn_weights(&Default::default(), &[], &[], &spans).is_empty());
 }
 
 #[test]
@@ -575,7 +612,7 @@ fn a_member_without_forecasts_for_a_horizon_has_no_weight_there() {
         .map(|(rows, a)| rows.iter().zip(a).map(|(f, a)| 2.0 * a - f).collect())
         .collect();
     members[2] = Vec::new();
-    let w = learn_weights(&members, &actual, &spans);
+    let w = learn_weights(&members, &actual, &[], &spans);
     assert_eq!(w.len(), 24);
     for (h, wh) in w.iter().enumerate() {
         assert!((wh.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{h}: {wh:?}");

@@ -428,6 +428,19 @@ impl Holdout {
         )
     }
 
+    /// Each pair's age, `age_days[h-1][i]`: days from its origin to the last origin.
+    fn age_days(&self, period: usize) -> Vec<Vec<f64>> {
+        let last = self.origins.last().copied().unwrap_or(0);
+        self.pairs
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|(t, _)| last.saturating_sub(*t) as f64 / period.max(1) as f64)
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Predictions aligned with `pairs` from a full `origins` × horizon prediction.
     fn align(&self, all: &[Vec<f64>]) -> Vec<Vec<f64>> {
         let first = self.origins.first().copied().unwrap_or(0);
@@ -585,7 +598,12 @@ fn fit_learned(
                 .collect();
             // Ridge at every horizon, analog in the first day, plain ridge after it.
             let spans = [0..usize::MAX, 0..analog_horizon, plain_span];
-            weights = learn_weights(&members, &actual, &spans);
+            weights = learn_weights(
+                &members,
+                &actual,
+                &holdout.age_days(ctx.spec.period),
+                &spans,
+            );
             tracing::debug!(?weights, "blend weights learned");
             combine(&members, &weights)?
         }
