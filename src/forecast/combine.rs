@@ -52,7 +52,7 @@
 //! latest weeks of a four-week holdout say most about the weeks ahead. Measured on the three
 //! bench sets against counting every pair alike: outdoor years 0.752 / 1.012 → 0.751 / 1.010
 //! (Greensboro 1.248 → 1.245), young sensors 0.829 / 1.117 → 0.829 / 1.117, indoor rooms
-//! 0.926 / 1.415 → 0.926 / 1.410. A half-life of 7 days scored the same within 0.1 %.
+//! 0.926 / 1.415 → 0.926 / 1.410. A half-life of 7 days scored the same within 0.2 %.
 //!
 //! Free per-horizon weights fitted by minimum error (a simplex grid per horizon) and plain
 //! inverse-MSE weights over the climatology too were tried first: both overfitted the holdout
