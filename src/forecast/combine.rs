@@ -199,15 +199,20 @@ pub fn learn_weights(
     spans: &[Range<usize>; LEARNED],
 ) -> Weights {
     let horizon = actual.len();
-    // Each pair's say in both stages: half as much per HALF_LIFE_DAYS of age.
-    let say = |h: usize, i: usize| {
-        let age = age_days
-            .get(h)
-            .and_then(|a| a.get(i))
-            .copied()
-            .unwrap_or(0.0);
-        0.5f64.powf(age.max(0.0) / HALF_LIFE_DAYS)
-    };
+    // Each pair's say in both stages, computed once: half as much per HALF_LIFE_DAYS of age.
+    let says: Vec<Vec<f64>> = actual
+        .iter()
+        .enumerate()
+        .map(|(h, a)| {
+            (0..a.len())
+                .map(|i| {
+                    let age = age_days.get(h).and_then(|a| a.get(i)).copied();
+                    0.5f64.powf(age.unwrap_or(0.0).max(0.0) / HALF_LIFE_DAYS)
+                })
+                .collect()
+        })
+        .collect();
+    let say = |h: usize, i: usize| says[h][i];
     // Horizons (from 0) for which each member's forecasts line up with the actuals.
     let lined_up: [usize; MEMBERS] = members.each_ref().map(|m| {
         m.iter()
