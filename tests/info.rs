@@ -155,3 +155,65 @@ async fn malformed_path_and_query_get_json_errors() {
         .unwrap_or_default()
         .contains("horizon"));
 }
+
+/// The readings query's checks are stated in the document, and they are the handler's: a
+/// value at a documented bound passes validation (the unknown sensor then answers 404), one
+/// past it is a 400. A client generated from the document sends only what is accepted.
+#[tokio::test]
+async fn openapi_document_states_the_readings_query_checks() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let params = doc["paths"]["/api/v1/sensors/{name}/readings"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .clone();
+    let schema = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))["schema"]
+            .clone()
+    };
+    let limit = schema("limit");
+    assert!(
+        limit["type"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("integer")
+            || limit["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&"integer".into())),
+        "limit is documented as {limit}"
+    );
+    let (min, max) = (
+        limit["minimum"].as_i64().expect("minimum"),
+        limit["maximum"].as_i64().expect("maximum"),
+    );
+    let status = |query: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v1/sensors/nosuch/readings?{query}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(format!("limit={min}")).await, 404);
+    assert_eq!(status(format!("limit={max}")).await, 404);
+    assert_eq!(status(format!("limit={}", min - 1)).await, 400);
+    assert_eq!(status(format!("limit={}", max + 1)).await, 400);
+    for bound in ["from", "to"] {
+        assert_eq!(schema(bound)["format"], "date-time", "{bound}");
+        assert_eq!(
+            status(format!("{bound}=2026-11-24T10:00:00Z")).await,
+            404,
+            "{bound}"
+        );
+        assert_eq!(status(format!("{bound}=yesterday")).await, 400, "{bound}");
+    }
+}

@@ -22,11 +22,17 @@ const MAX_LIMIT: i64 = 100_000;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReadingsQuery {
-    /// Inclusive start: RFC 3339 or unix seconds.
+    /// Inclusive start: RFC 3339 (unix seconds are accepted too).
+    // The document states the checks the handler makes, so clients (and schemathesis)
+    // learn what is valid from it rather than from 400s. The fields stay strings so a bad
+    // value gets the handler's own error naming it, not the query extractor's.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-24T10:00:00Z")]
     from: Option<String>,
-    /// Exclusive end: RFC 3339 or unix seconds.
+    /// Exclusive end: RFC 3339 (unix seconds are accepted too).
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-25T10:00:00Z")]
     to: Option<String>,
-    /// 1–100000, default 1000.
+    /// Most readings in one page: 1–100000, default 1000.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100_000, example = 1000)]
     limit: Option<String>,
 }
 
