@@ -172,12 +172,9 @@ async fn too_little_history_is_served_by_the_labelled_baseline() {
     let champ = champion(&app, id).await.expect("champion");
     assert!(champ.baseline);
     assert_eq!(champ.algorithm, "seasonal_naive");
-    let body: serde_json::Value = app
-        .get("/api/v1/sensors/new-sensor/forecast?horizon=24h")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body = app
+        .get_json("/api/v1/sensors/new-sensor/forecast?horizon=24h")
+        .await;
     assert_eq!(body["model"]["baseline"], true, "{body}");
 }
 
@@ -199,12 +196,9 @@ async fn a_sensor_too_young_to_backtest_a_learned_model_is_served_the_blend() {
         .filter_map(|c| c["model"].as_str())
         .collect();
     assert_eq!(scored, ["seasonal_naive"], "{metrics}");
-    let body: serde_json::Value = app
-        .get("/api/v1/sensors/young-1/forecast?horizon=120h")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body = app
+        .get_json("/api/v1/sensors/young-1/forecast?horizon=120h")
+        .await;
     assert_eq!(body["model"]["baseline"], false, "{body}");
     assert_eq!(body["model"]["algorithm"], "blend", "{body}");
     // The pages show a champion without a backtest score of its own.
@@ -401,12 +395,7 @@ async fn the_forecast_api_serves_the_champion_with_intervals() {
         404
     );
 
-    let models: serde_json::Value = app
-        .get("/api/v1/sensors/station-9/models")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let models = app.get_json("/api/v1/sensors/station-9/models").await;
     assert_eq!(models["champion"]["version"], champ.version);
     assert_eq!(models["versions"].as_array().map(Vec::len), Some(1));
     assert_eq!(
@@ -416,12 +405,9 @@ async fn the_forecast_api_serves_the_champion_with_intervals() {
         Some(120),
         "{models}"
     );
-    let run: serde_json::Value = app
-        .get(&format!("/api/v1/runs/{}", champ.run_id))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let run = app
+        .get_json(&format!("/api/v1/runs/{}", champ.run_id))
+        .await;
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["data_digest"].as_str().map(str::len), Some(64));
     assert_eq!(app.get("/api/v1/runs/999999").await.status(), 404);
@@ -439,12 +425,9 @@ async fn an_unreadable_model_format_is_refitted_never_served() {
         )
         .await
         .expect("age the model");
-    let body: serde_json::Value = app
-        .get("/api/v1/sensors/old-format/forecast?horizon=6h")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body = app
+        .get_json("/api/v1/sensors/old-format/forecast?horizon=6h")
+        .await;
     assert_eq!(body["model"]["baseline"], true, "{body}");
     let queued: i64 = client
         .query_one(
@@ -661,12 +644,9 @@ async fn export_reproduces_a_runs_digest_and_reports_a_mismatch() {
 
 /// The forecast's origin as served, and its model version.
 async fn served_origin(app: &TestApp, sensor: &str) -> (String, i64) {
-    let body: serde_json::Value = app
-        .get(&format!("/api/v1/sensors/{sensor}/forecast?horizon=6h"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body = app
+        .get_json(&format!("/api/v1/sensors/{sensor}/forecast?horizon=6h"))
+        .await;
     (
         body["issued_at"].as_str().unwrap_or_default().to_owned(),
         body["model"]["version"].as_i64().unwrap_or_default(),

@@ -262,6 +262,11 @@ impl TestApp {
             .expect("GET request")
     }
 
+    /// GET `path` and read its body as JSON, whatever the status (error bodies are JSON).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("JSON body")
+    }
+
     pub async fn client(&self) -> tokio_postgres::Client {
         self.db.client().await
     }
