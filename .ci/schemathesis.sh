@@ -47,9 +47,9 @@ else
     exit 1
 fi
 
-set +e
 # From the work directory: schemathesis keeps a cache (.schemathesis/) in its cwd.
-(cd "$work" && st run "$base/api/openapi.json" \
+run_schemathesis() {
+    (cd "$work" && st run "$base/api/openapi.json" \
     --url "$base" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing \
@@ -61,8 +61,20 @@ set +e
     --generation-allow-x00 true \
     --workers 2 \
     --no-color \
-    "${auth[@]}")
+    "${auth[@]}") 2>&1 | tee "$work/schemathesis.out"
+}
+
+set +e
+run_schemathesis
 status=$?
+# CPython 3.11's ast.parse sometimes raises this SystemError inside schemathesis's own
+# coverage phase (an interpreter bug, seen once in CI on a server that then passed 4448
+# cases): it is not a finding about our server, so that one error earns one more run.
+if [ $status -ne 0 ] && grep -q 'AST constructor recursion depth mismatch' "$work/schemathesis.out"; then
+    hgc_log "schemathesis crashed in CPython's ast module, not on our server; running it once more"
+    run_schemathesis
+    status=$?
+fi
 set -e
 if [ $status -ne 0 ]; then
     hgc_log "schemathesis failed; server log follows"
