@@ -185,6 +185,9 @@ pub struct RegistrySettings {
     /// champion on any replica) at most this often, milliseconds; 0 checks every request.
     /// Changes made through this process are seen at once.
     pub serve_recheck_ms: u64,
+    /// At shutdown, how long a fit in progress may run on before it is given up and its
+    /// run queued again, seconds.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for RegistrySettings {
@@ -193,6 +196,7 @@ impl Default for RegistrySettings {
             min_improvement: 0.0,
             poll_secs: 5,
             serve_recheck_ms: 1000,
+            shutdown_grace_secs: 10,
         }
     }
 }

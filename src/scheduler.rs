@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::{parse_cron, Settings};
@@ -174,11 +174,12 @@ pub async fn enqueue_retrain(bg: &Background) -> Result<Vec<i64>, RegistryError>
 }
 
 /// The training worker of this replica: claims queued runs one at a time and executes
-/// them (the fit itself runs on the blocking pool, off the request threads).
-pub async fn training_worker(bg: Background, stop: Arc<Notify>) {
+/// them (the fit itself runs on the blocking pool, off the request threads). Once `stop`
+/// turns true it claims nothing more; a run it is executing runs on.
+pub async fn training_worker(bg: Background, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_secs(bg.settings.registry.poll_secs.max(1));
     loop {
-        loop {
+        while !*stop.borrow() {
             let claimed = match bg.pool.get().await {
                 Ok(client) => runs::claim_next(&**client, &bg.instance, None).await,
                 Err(e) => Err(e.into()),
@@ -197,8 +198,12 @@ pub async fn training_worker(bg: Background, stop: Arc<Notify>) {
                 }
             }
         }
+        if *stop.borrow() {
+            return;
+        }
         tokio::select! {
-            _ = stop.notified() => return,
+            // A dropped sender is a stop too.
+            changed = stop.changed() => if changed.is_err() { return },
             _ = bg.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
         }
@@ -233,15 +238,18 @@ impl TruncNanos for DateTime<Utc> {
 /// The running scheduler and worker; stop them with [`Scheduler::shutdown`].
 pub struct Scheduler {
     cron: Option<JobScheduler>,
-    stop: Arc<Notify>,
+    stop: watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
+    pool: Pool,
+    instance: String,
+    grace: Duration,
 }
 
 impl Scheduler {
     /// Builds the jobs enabled in config and starts them with the training worker.
     pub async fn start(bg: Background) -> Result<Self, String> {
-        let stop = Arc::new(Notify::new());
-        let worker = tokio::spawn(training_worker(bg.clone(), stop.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let worker = tokio::spawn(training_worker(bg.clone(), stopped));
         let s = &bg.settings.scheduler;
         let jobs: Vec<(JobKind, String)> = [
             (JobKind::Retrain, s.retrain_enabled, s.retrain_cron.clone()),
@@ -280,22 +288,43 @@ impl Scheduler {
             sched.start().await.map_err(|e| format!("scheduler: {e}"))?;
             Some(sched)
         };
-        Ok(Self { cron, stop, worker })
+        Ok(Self {
+            cron,
+            stop,
+            worker,
+            pool: bg.pool.clone(),
+            instance: bg.instance.clone(),
+            grace: Duration::from_secs(bg.settings.registry.shutdown_grace_secs),
+        })
     }
 
     pub async fn shutdown(mut self) {
         if let Some(mut c) = self.cron.take() {
             let _ = c.shutdown().await;
         }
-        self.stop.notify_one();
-        // A fit in progress gets a moment to finish; after that it is abandoned (the run
-        // is marked failed later) rather than holding up the shutdown.
+        let _ = self.stop.send(true);
+        // A fit in progress gets a moment to finish; after that it is given up rather than
+        // holding up the shutdown, and its run goes back to the queue.
         let abort = self.worker.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(10), &mut self.worker)
+        if tokio::time::timeout(self.grace, &mut self.worker)
             .await
             .is_err()
         {
             abort.abort();
+        }
+        let requeued = match self.pool.get().await {
+            Ok(client) => runs::requeue_unfinished(&**client, &self.instance).await,
+            Err(e) => Err(e.into()),
+        };
+        match requeued {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                runs = n,
+                "training interrupted by the shutdown; the runs are queued again"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not queue the interrupted training runs again")
+            }
         }
     }
 }

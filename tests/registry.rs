@@ -502,9 +502,9 @@ async fn two_replicas_run_each_firing_once_and_share_the_training() {
     );
 
     // Both replicas' workers drain the queue; every run executes exactly once.
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let wa = tokio::spawn(scheduler::training_worker(a.clone(), stop.clone()));
-    let wb = tokio::spawn(scheduler::training_worker(b.clone(), stop.clone()));
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let wa = tokio::spawn(scheduler::training_worker(a.clone(), stopped.clone()));
+    let wb = tokio::spawn(scheduler::training_worker(b.clone(), stopped));
     for _ in 0..600 {
         if count("SELECT count(*) FROM training_runs WHERE status IN ('queued', 'running')").await
             == 0
@@ -552,6 +552,80 @@ async fn a_cron_firing_every_few_seconds_trains_and_promotes() {
         .expect("count")
         .get(0);
     assert!(jobs >= 1);
+}
+
+#[tokio::test]
+async fn a_shutdown_during_a_fit_queues_its_run_again_and_the_next_worker_trains_it() {
+    let (app, id) = app_with_sensor_and("shutdown-1", 30, |s| {
+        s.registry.shutdown_grace_secs = 0;
+        s.registry.poll_secs = 1;
+    })
+    .await;
+    let client = app.client().await;
+    let run_id = runs::enqueue(&client, id, Trigger::Manual, None)
+        .await
+        .expect("enqueue");
+    let state = || async {
+        let row = client
+            .query_one(
+                "SELECT status, claimed_by, started_at IS NULL FROM training_runs WHERE id = $1",
+                &[&run_id],
+            )
+            .await
+            .expect("run row");
+        (
+            row.get::<_, String>(0),
+            row.get::<_, Option<String>>(1),
+            row.get::<_, bool>(2),
+        )
+    };
+
+    // This replica claims the run; the shutdown comes while it is fitting.
+    let sched = Scheduler::start(background(&app)).await.expect("scheduler");
+    let mut claimed = false;
+    for _ in 0..3000 {
+        if state().await.0 == "running" {
+            claimed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        claimed,
+        "the worker never claimed the run: {:?}",
+        state().await
+    );
+    sched.shutdown().await;
+    assert_eq!(
+        state().await,
+        ("queued".to_string(), None, true),
+        "a run interrupted by the shutdown is queued again, unclaimed"
+    );
+    assert!(
+        champion(&app, id).await.is_none(),
+        "the given-up fit stored nothing"
+    );
+
+    // The next worker (another replica, or this one after a restart) trains it.
+    let sched = Scheduler::start(background(&app)).await.expect("scheduler");
+    let mut finished = false;
+    for _ in 0..1200 {
+        let (status, _, _) = state().await;
+        if status != "queued" && status != "running" {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _, _) = state().await;
+    sched.shutdown().await;
+    assert!(finished, "the queued run was not trained again");
+    assert_eq!(status, "succeeded");
+    assert_eq!(
+        champion(&app, id).await.map(|c| c.run_id),
+        Some(run_id),
+        "the same run produced the champion"
+    );
 }
 
 #[tokio::test]

@@ -107,7 +107,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, settings)) {
+    let result = runtime.block_on(run(cli.command, settings));
+    // A fit given up at shutdown may still be running on a blocking thread. Everything the
+    // process owed was done inside `run` (requests answered, unfinished runs queued again,
+    // the private PostgreSQL stopped), so the process ends without waiting for it.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "command failed");

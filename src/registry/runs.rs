@@ -174,6 +174,22 @@ pub async fn list(
     Ok(rows.iter().map(run_from_row).collect())
 }
 
+/// Runs that `instance` claimed and had not finished when it stopped go back to the
+/// queue, so the next worker (another replica's, or this server's after a restart) trains
+/// them: a shutdown in the middle of a fit loses nothing the operator asked for.
+pub async fn requeue_unfinished(
+    client: &impl GenericClient,
+    instance: &str,
+) -> Result<u64, RegistryError> {
+    Ok(client
+        .execute(
+            "UPDATE training_runs SET status = 'queued', started_at = NULL, claimed_by = NULL \
+             WHERE status = 'running' AND claimed_by = $1",
+            &[&instance],
+        )
+        .await?)
+}
+
 /// Runs stuck in `running` longer than `older_than_secs` (their process died) are
 /// marked failed so the sensor can be trained again.
 pub async fn fail_abandoned(
