@@ -140,7 +140,9 @@ pub async fn fire(
 }
 
 /// Queues a run for every sensor with readings newer than its last successful run's
-/// data (or never trained: trigger `new-sensor`).
+/// data (or never trained: trigger `new-sensor`), unless one is already queued or running
+/// for it: that run will read the same new readings, and firings more frequent than a fit
+/// would otherwise pile up runs behind it.
 pub async fn enqueue_retrain(bg: &Background) -> Result<Vec<i64>, RegistryError> {
     let client = bg.pool.get().await?;
     // Runs whose process died mid-fit would block nothing, but would stay "running"
@@ -156,6 +158,8 @@ pub async fn enqueue_retrain(bg: &Background) -> Result<Vec<i64>, RegistryError>
                                 AND r.status = 'succeeded' ORDER BY r.id DESC LIMIT 1) last ON true \
              WHERE EXISTS (SELECT 1 FROM readings x WHERE x.sensor_id = s.id \
                            AND (last.data_last IS NULL OR x.ts > last.data_last + make_interval(secs => $1))) \
+               AND NOT EXISTS (SELECT 1 FROM training_runs w WHERE w.sensor_id = s.id \
+                               AND w.status IN ('queued', 'running')) \
              ORDER BY s.id",
             &[&(bg.settings.forecast.step_secs as f64)],
         )

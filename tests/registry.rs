@@ -448,6 +448,14 @@ async fn the_nightly_job_fired_directly_trains_and_promotes() {
         .await
         .expect("fire");
     assert!(detail.is_some_and(|d| d.contains("queued 1")));
+    // A firing while that run still waits queues no second run behind it.
+    let detail = scheduler::fire(&bg, JobKind::Retrain, Utc::now() + Days::hours(1))
+        .await
+        .expect("fire");
+    assert!(
+        detail.as_deref().is_some_and(|d| d.contains("queued 0")),
+        "{detail:?}"
+    );
     let client = app.pool.get().await.expect("client");
     let run = runs::list(&**client, Some(id), 1)
         .await
