@@ -125,17 +125,15 @@ SERVER_ERRORS='^hygrocast_http_requests_total\{.*status="5'
 echo "soak: $SENSORS sensors with ${DAYS} days of history, retrain cron '$RETRAIN_CRON', $SOAK_MINUTES min, $PROFILE build"
 printf '%8s %12s %12s %10s %9s %7s %7s %7s %5s\n' \
     "min" "server MiB" "postgres MiB" "disk MiB" "readings" "runs ok" "failed" "queued" "5xx"
-first_rss="" last_rss=0 max_rss=0
+trained_rss=()
 end=$((SECONDS + SOAK_MINUTES * 60))
 while :; do
     rss=$(kib_of VmRSS status "$SERVE_PID")
     pss=$(kib_of Pss smaps_rollup $(postgres_pids))
     ok=$(metric "$SUCCEEDED")
-    # Memory from the first sample after a training round on: before it, the models and
-    # caches that a serving process always holds are not loaded yet.
-    if [ -z "$first_rss" ] && [ "$ok" -gt 0 ]; then first_rss=$rss; fi
-    last_rss=$rss
-    [ "$rss" -gt "$max_rss" ] && max_rss=$rss
+    # Memory once every sensor has been trained: before that, the models and caches a
+    # serving process always holds are not all loaded yet.
+    [ "$ok" -ge "$SENSORS" ] && trained_rss+=("$rss")
     printf '%8.1f %12.1f %12.1f %10.1f %9d %7d %7d %7d %5d\n' \
         "$(echo "$SECONDS $end $SOAK_MINUTES" | awk '{ print $3 - ($2 - $1) / 60 }')" \
         "$(echo "$rss" | awk '{ print $1 / 1024 }')" "$(echo "$pss" | awk '{ print $1 / 1024 }')" \
@@ -160,9 +158,27 @@ for i in $(seq 1 "$SENSORS"); do
 done
 ok=$(metric "$SUCCEEDED") failed=$(metric "$FAILED") errors=$(metric "$SERVER_ERRORS")
 monitor=$(metric '^hygrocast_scheduler_job_last_success_timestamp_seconds\{job="monitor"\}')
-awk -v a="${first_rss:-0}" -v b="$last_rss" -v m="$max_rss" 'BEGIN {
-    printf "server memory: %.1f MiB after the first training round, %.1f MiB at the end (%+.1f MiB), %.1f MiB at most\n",
-        a / 1024, b / 1024, (b - a) / 1024, m / 1024 }'
+# A fit's working memory comes and goes, and the allocator keeps some of it: a leak shows
+# as a later half that sits higher than the earlier one, not as one high sample.
+echo "${trained_rss[@]}" | awk '
+# The median of fields lo..hi (insertion sort: mawk has no asort).
+function median(lo, hi,    k, i, j, v, x) {
+    k = 0
+    for (i = lo; i <= hi; i++) {
+        v = $i
+        for (j = k; j > 0 && x[j] > v; j--) x[j + 1] = x[j]
+        x[j + 1] = v; k++
+    }
+    return k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2
+}
+{
+    h = int(NF / 2)
+    if (h < 1) { print "server memory: too few samples after every sensor was trained"; exit }
+    for (i = 1; i <= NF; i++) if ($i > m) m = $i
+    a = median(1, h); b = median(h + 1, NF)
+    printf "server memory once every sensor was trained: median %.1f MiB in the first half of the samples, %.1f MiB in the second (%+.1f MiB), %.1f MiB at most\n",
+        a / 1024, b / 1024, (b - a) / 1024, m / 1024
+}'
 echo "readings: $accepted acknowledged, $stored stored; training runs: $ok succeeded, $failed failed; 5xx: $errors"
 
 status=0
