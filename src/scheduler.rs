@@ -315,6 +315,8 @@ impl Scheduler {
             .is_err()
         {
             abort.abort();
+            // Returns once the task is dropped, so it writes nothing after the requeue.
+            let _ = (&mut self.worker).await;
         }
         let requeued = match self.pool.get().await {
             Ok(client) => runs::requeue_unfinished(&**client, &self.instance).await,
