@@ -9,14 +9,20 @@ hgc_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Builds (if needed) and prints the path of the hygrocast binary.
+# Builds (if needed) and prints the path of the hygrocast binary: HGC_BIN if set, else
+# the dev build, or the release build with HGC_PROFILE=release.
 hgc_binary() {
     if [ -n "${HGC_BIN:-}" ]; then
         echo "$HGC_BIN"
         return
     fi
-    cargo build --quiet --bin hygrocast >&2
-    echo "$PWD/target/debug/hygrocast"
+    if [ "${HGC_PROFILE:-dev}" = release ]; then
+        cargo build --release --quiet --bin hygrocast >&2 || return
+        echo "$PWD/target/release/hygrocast"
+    else
+        cargo build --quiet --bin hygrocast >&2 || return
+        echo "$PWD/target/debug/hygrocast"
+    fi
 }
 
 # hgc_start WORKDIR PORT [VAR=VALUE ...]: starts `hygrocast serve` in the background with

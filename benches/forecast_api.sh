@@ -21,13 +21,8 @@ if [ "${BENCH_PIN:-0}" = 1 ]; then SERVER_CPUS=(taskset -c 0) WRK_CPUS=(taskset 
 if [ "${1:-}" = --quick ]; then PROFILE=dev DURATION=3 DAYS=20; fi
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
-if [ "$PROFILE" = release ]; then
-    cargo build --release --quiet --bin hygrocast
-    BIN="$PWD/target/release/hygrocast"
-else
-    cargo build --quiet --bin hygrocast
-    BIN="$PWD/target/debug/hygrocast"
-fi
+. .ci/lib.sh
+BIN=$(HGC_PROFILE=$PROFILE hgc_binary)
 
 WORK=$(mktemp -d /tmp/hgc-fbench.XXXXXX)
 chmod 755 "$WORK"

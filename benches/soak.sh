@@ -34,17 +34,12 @@ if [ "${1:-}" = --quick ]; then
     WINDOW_DAYS=5
 fi
 
-if [ "$PROFILE" = release ]; then
-    cargo build --release --quiet --bin hygrocast
-    BIN="$PWD/target/release/hygrocast"
-else
-    cargo build --quiet --bin hygrocast
-    BIN="$PWD/target/debug/hygrocast"
-fi
+. .ci/lib.sh
+BIN=$(HGC_PROFILE=$PROFILE hgc_binary)
 
 WORK=$(mktemp -d /tmp/hgc-soak.XXXXXX)
 chmod 755 "$WORK"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(hgc_free_port)
 URL="http://127.0.0.1:$PORT"
 SERVE_PID="" HELPERS=()
 cleanup() {
