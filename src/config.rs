@@ -23,6 +23,7 @@ pub struct Settings {
     pub forecast: ForecastSettings,
     pub registry: RegistrySettings,
     pub monitor: MonitorSettings,
+    pub retention: RetentionSettings,
     pub ingest: IngestSettings,
     pub ui: UiSettings,
 }
@@ -120,6 +121,9 @@ pub struct SchedulerSettings {
     /// Score live forecasts against the readings that arrived, and retrain on drift.
     pub monitor_cron: String,
     pub monitor_enabled: bool,
+    /// Delete what `[retention]` says is no longer needed.
+    pub prune_cron: String,
+    pub prune_enabled: bool,
 }
 
 impl Default for SchedulerSettings {
@@ -129,6 +133,8 @@ impl Default for SchedulerSettings {
             retrain_enabled: true,
             monitor_cron: "0 5 * * * *".into(),
             monitor_enabled: true,
+            prune_cron: "0 30 3 * * *".into(),
+            prune_enabled: true,
         }
     }
 }
@@ -219,6 +225,29 @@ impl Default for MonitorSettings {
             degradation: 0.3,
             min_points: 12,
             cooldown_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Days an issued forecast is kept after its target time; 0 keeps every one. The
+    /// monitor scores the last 7 days, so older ones are only history, and they are the
+    /// largest table: 120 rows per sensor for every origin.
+    pub issued_forecast_days: u32,
+}
+
+impl RetentionSettings {
+    /// The monitor's longest scoring window, in days: pruning inside it would change the
+    /// live scores and the drift rule.
+    pub const MIN_ISSUED_FORECAST_DAYS: u32 = 7;
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            issued_forecast_days: 30,
         }
     }
 }
@@ -512,6 +541,17 @@ impl Settings {
                 "must be a non-negative number".into(),
             ));
         }
+        let keep = self.retention.issued_forecast_days;
+        if keep != 0 && keep < RetentionSettings::MIN_ISSUED_FORECAST_DAYS {
+            return Err(invalid(
+                "retention.issued_forecast_days",
+                format!(
+                    "must be 0 (keep all) or at least {}: the monitor scores the last {} days",
+                    RetentionSettings::MIN_ISSUED_FORECAST_DAYS,
+                    RetentionSettings::MIN_ISSUED_FORECAST_DAYS
+                ),
+            ));
+        }
         let ingest = &self.ingest;
         for (key, value) in [
             ("ingest.max_body", ingest.max_body),
@@ -566,6 +606,7 @@ impl Settings {
         for (key, expr) in [
             ("scheduler.retrain_cron", &self.scheduler.retrain_cron),
             ("scheduler.monitor_cron", &self.scheduler.monitor_cron),
+            ("scheduler.prune_cron", &self.scheduler.prune_cron),
         ] {
             parse_cron(expr).map_err(|m| invalid(key, m))?;
         }

@@ -15,7 +15,9 @@ use tokio::sync::{watch, Notify};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::{parse_cron, Settings};
-use crate::registry::{monitor, runs, serving::ForecastCache, trainer, RegistryError, Trigger};
+use crate::registry::{
+    monitor, retention, runs, serving::ForecastCache, trainer, RegistryError, Trigger,
+};
 
 /// A run still `running` after this long belongs to a process that is gone.
 const ABANDONED_AFTER_SECS: i64 = 6 * 3600;
@@ -25,6 +27,7 @@ const ABANDONED_AFTER_SECS: i64 = 6 * 3600;
 pub enum JobKind {
     Retrain,
     Monitor,
+    Prune,
 }
 
 impl JobKind {
@@ -32,6 +35,7 @@ impl JobKind {
         match self {
             JobKind::Retrain => "retrain",
             JobKind::Monitor => "monitor",
+            JobKind::Prune => "prune",
         }
     }
 }
@@ -129,6 +133,9 @@ pub async fn fire(
                     r.drift_runs.len()
                 )
             }),
+        JobKind::Prune => retention::prune(&bg.pool, &bg.settings, Utc::now())
+            .await
+            .map(|r| r.to_string()),
     };
     finish_firing(bg, id, &result).await;
     bg.wake.notify_one();
@@ -258,6 +265,7 @@ impl Scheduler {
         let jobs: Vec<(JobKind, String)> = [
             (JobKind::Retrain, s.retrain_enabled, s.retrain_cron.clone()),
             (JobKind::Monitor, s.monitor_enabled, s.monitor_cron.clone()),
+            (JobKind::Prune, s.prune_enabled, s.prune_cron.clone()),
         ]
         .into_iter()
         .filter(|(_, enabled, _)| *enabled)

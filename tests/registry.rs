@@ -800,3 +800,138 @@ async fn a_served_forecast_is_rechecked_at_once_after_local_changes_and_within_t
     let (second, _) = served_origin(&app, "always").await;
     assert_ne!(second, first);
 }
+
+/// Copies every issued forecast of `sensor` `days` earlier, as if issued then.
+async fn backdate_copy(client: &tokio_postgres::Client, sensor: i64, days: i32) -> u64 {
+    client
+        .execute(
+            "INSERT INTO issued_forecasts (sensor_id, model_version_id, issued_at, target_ts, horizon, \
+             value, lo80, hi80, lo95, hi95) \
+             SELECT sensor_id, model_version_id, issued_at - make_interval(days => $2), \
+                    target_ts - make_interval(days => $2), horizon, value, lo80, hi80, lo95, hi95 \
+             FROM issued_forecasts WHERE sensor_id = $1 AND issued_at > now() - interval '1 day'",
+            &[&sensor, &days],
+        )
+        .await
+        .expect("backdate")
+}
+
+async fn issued_count(client: &tokio_postgres::Client, sensor: i64) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM issued_forecasts WHERE sensor_id = $1",
+            &[&sensor],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_prune_job_deletes_issued_forecasts_past_their_retention_and_keeps_the_rest() {
+    // Retention 30 days (the default). Two sensors, each with a forecast issued now, one
+    // issued 20 days ago (kept) and one 45 days ago (its targets 40–45 days old: deleted).
+    let (app, a) = app_with_sensor("kept-1", 30).await;
+    assert_eq!(app.settings.retention.issued_forecast_days, 30);
+    let client = app.client().await;
+    let b = insert_sensor(&client, "kept-2").await;
+    insert_readings(&client, b, &simulated_hourly(8, Utc::now(), 30)).await;
+    for (sensor, name) in [(a, "kept-1"), (b, "kept-2")] {
+        train(&app, sensor, Some(Algorithm::Ridge)).await;
+        let res = app.get(&format!("/api/v1/sensors/{name}/forecast")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(backdate_copy(&client, sensor, 20).await, 120);
+        assert_eq!(backdate_copy(&client, sensor, 45).await, 120);
+        assert_eq!(issued_count(&client, sensor).await, 360);
+    }
+
+    let bg = background(&app);
+    let detail = scheduler::fire(&bg, JobKind::Prune, Utc::now())
+        .await
+        .expect("fire")
+        .expect("this replica ran the firing");
+    assert!(detail.contains("deleted 240 issued forecasts"), "{detail}");
+    for sensor in [a, b] {
+        assert_eq!(issued_count(&client, sensor).await, 240);
+        let oldest: DateTime<Utc> = client
+            .query_one(
+                "SELECT min(target_ts) FROM issued_forecasts WHERE sensor_id = $1",
+                &[&sensor],
+            )
+            .await
+            .expect("oldest")
+            .get(0);
+        assert!(oldest >= Utc::now() - Days::days(30), "{oldest}");
+    }
+    // A day later the 20-day-old forecast is still inside the retention.
+    let again = scheduler::fire(&bg, JobKind::Prune, Utc::now() + Days::days(1))
+        .await
+        .expect("fire")
+        .expect("ran");
+    assert!(again.contains("deleted 0 issued forecasts"), "{again}");
+    assert_eq!(issued_count(&client, a).await, 240);
+}
+
+#[tokio::test]
+async fn hygrocast_prune_keeps_everything_when_retention_is_off() {
+    let (app, id) = app_with_sensor("archive-1", 30).await;
+    train(&app, id, Some(Algorithm::Ridge)).await;
+    assert_eq!(
+        app.get("/api/v1/sensors/archive-1/forecast").await.status(),
+        200
+    );
+    let client = app.client().await;
+    backdate_copy(&client, id, 400).await;
+    let url = common::conninfo(&app.db.pg_config);
+    let prune = move |keep_days: &'static str| {
+        let url = url.clone();
+        std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+            .env("HYGROCAST_DATABASE__URL", &url)
+            .env("HYGROCAST_RETENTION__ISSUED_FORECAST_DAYS", keep_days)
+            .arg("prune")
+            .output()
+            .expect("run prune")
+    };
+    let out = tokio::task::spawn_blocking({
+        let prune = prune.clone();
+        move || prune("0")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept forever"));
+    assert_eq!(issued_count(&client, id).await, 240);
+
+    // A retention inside the monitor's 7-day window is refused, naming the setting.
+    let out = tokio::task::spawn_blocking({
+        let prune = prune.clone();
+        move || prune("3")
+    })
+    .await
+    .expect("join");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("retention.issued_forecast_days") && stderr.contains("at least 7"),
+        "{stderr}"
+    );
+
+    let out = tokio::task::spawn_blocking(move || prune("365"))
+        .await
+        .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deleted 120 issued forecasts"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(issued_count(&client, id).await, 120);
+}

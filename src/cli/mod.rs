@@ -4,6 +4,7 @@
 mod admin;
 mod evaluate;
 mod models;
+mod prune;
 mod sensor;
 mod serve;
 mod simulate;
@@ -60,6 +61,9 @@ pub enum Command {
     Models(models::ModelsCommand),
     /// Write a training run's exact training series as CSV and verify its digest.
     Export(models::ExportArgs),
+    /// Delete what `[retention]` says is no longer needed (issued forecasts past
+    /// `retention.issued_forecast_days`), as the daily prune job does, and say how much.
+    Prune,
     /// Administer the web pages: `admin set-password` sets the admin login's password.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -139,6 +143,7 @@ async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> 
         Command::Train(args) => models::train(settings, args).await,
         Command::Models(cmd) => models::models(settings, cmd).await,
         Command::Export(args) => models::export(settings, args).await,
+        Command::Prune => prune::run(settings).await,
         Command::Evaluate(args) => evaluate::run(args),
         Command::Admin(cmd) => admin::run(cmd, None),
         Command::Migrate => {

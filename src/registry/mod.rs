@@ -6,9 +6,11 @@
 //!   what it saw (digest) and scored, store a version, apply the promotion policy;
 //! - `versions`: versions, champion, promotions and rollbacks;
 //! - `serving`: the champion's forecast for a sensor (cached), recorded as issued;
-//! - `monitor`: scores issued forecasts against the readings that arrived; drift rule.
+//! - `monitor`: scores issued forecasts against the readings that arrived; drift rule;
+//! - `retention`: deletes issued forecasts past `[retention]`'s limit.
 
 pub mod monitor;
+pub mod retention;
 pub mod runs;
 pub mod serving;
 pub mod trainer;
