@@ -6,13 +6,18 @@ mod common;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
-use common::{conninfo, spawn_app, TestApp};
+use common::{conninfo, spawn_app, spawn_app_on, test_settings, TestApp, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hygrocast");
 
 /// Runs `hygrocast <args>` against the app's database, off the async runtime.
 async fn hygrocast(app: &TestApp, args: &[&str]) -> Output {
-    let url = conninfo(&app.db.pg_config);
+    hygrocast_on(&app.db.pg_config, args).await
+}
+
+/// Runs `hygrocast <args>` against the database `db`.
+async fn hygrocast_on(db: &tokio_postgres::Config, args: &[&str]) -> Output {
+    let url = conninfo(db);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let dir = std::env::temp_dir();
     tokio::task::spawn_blocking(move || {
@@ -345,4 +350,109 @@ async fn simulate_retries_until_the_server_is_up_then_posts_live_readings() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+async fn table_count(db: &TestDatabase) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .expect("count tables")
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_backup_restores_into_an_empty_database_where_the_sensors_tokens_still_work() {
+    let app = spawn_app().await;
+    let out = hygrocast(&app, &["sensor", "add", "--name", "cellar", "--quiet"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    let base = Utc::now().timestamp() - 3600;
+    let batch: Vec<String> = (0..3)
+        .map(|i| format!(r#"{{"ts": {}, "value": {}}}"#, base + i * 60, 41 + i))
+        .collect();
+    let res = app
+        .http
+        .post(app.url("/api/v1/readings"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(format!("[{}]", batch.join(",")))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), 200);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("hygrocast.dump");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let out = hygrocast(&app, &["backup", "--out", file_arg]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 sensors, 3 readings"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!dir.path().join("hygrocast.partial").exists());
+
+    // Restoring over a database in use is refused and changes nothing.
+    let out = hygrocast(&app, &["restore", "--from", file_arg]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("restore only into an empty one"),
+        "{}",
+        stderr(&out)
+    );
+    let n: i64 = app
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM readings", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 3);
+
+    // A damaged file leaves the empty database empty (one transaction).
+    let damaged_db = TestDatabase::create_from(false).await;
+    let damaged = dir.path().join("damaged.dump");
+    let mut bytes = std::fs::read(&file).expect("read dump");
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&damaged, bytes).expect("write");
+    let out = hygrocast_on(
+        &damaged_db.pg_config,
+        &["restore", "--from", damaged.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("pg_restore failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(table_count(&damaged_db).await, 0);
+
+    let fresh = TestDatabase::create_from(false).await;
+    let out = hygrocast_on(&fresh.pg_config, &["restore", "--from", file_arg]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 sensors, 3 readings"),
+        "{}",
+        stdout(&out)
+    );
+    // The restored database is a working hygrocast database: the old token posts to it
+    // and the readings read back.
+    let restored = spawn_app_on(fresh, test_settings()).await;
+    assert_eq!(post_one(&restored, &token, 44.0).await, 200);
+    let body: serde_json::Value = restored
+        .get_json("/api/v1/sensors/cellar/readings?from=0")
+        .await;
+    let values: Vec<f64> = body["readings"]
+        .as_array()
+        .expect("readings")
+        .iter()
+        .filter_map(|r| r["value"].as_f64())
+        .collect();
+    assert_eq!(values, vec![41.0, 42.0, 43.0, 44.0]);
 }

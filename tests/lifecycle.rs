@@ -261,3 +261,69 @@ fn with_database_url_no_private_cluster_is_started() {
         "a private cluster directory was created"
     );
 }
+
+#[test]
+fn a_backup_of_the_private_cluster_taken_while_serve_runs_restores_into_a_new_data_dir() {
+    let work = Workdir::new();
+    let port = free_port();
+    let mut serve = spawn_serve(&work.0, port);
+    wait_ready(port, &mut serve);
+    let add = hygrocast(&work.0, port)
+        .args(["sensor", "add", "--name", "museum-hall", "--quiet"])
+        .output()
+        .expect("sensor add");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    let file = work.0.join("nightly.dump");
+    let backup = hygrocast(&work.0, port)
+        .arg("backup")
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .expect("backup");
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(String::from_utf8_lossy(&backup.stdout).contains("1 sensors"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("dump").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the copy is readable by its owner only");
+    }
+    // Serve was never disturbed.
+    assert_eq!(readyz(port), Some(200));
+    let out = interrupt_and_wait(serve);
+    assert!(out.status.success());
+
+    let restored = work.0.join("restored");
+    let restore = hygrocast(&work.0, port)
+        .env("HYGROCAST_DATABASE__DATA_DIR", &restored)
+        .arg("restore")
+        .arg("--from")
+        .arg(&file)
+        .output()
+        .expect("restore");
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    let list = hygrocast(&work.0, port)
+        .env("HYGROCAST_DATABASE__DATA_DIR", &restored)
+        .args(["sensor", "list"])
+        .output()
+        .expect("sensor list");
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("museum-hall"),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+    // The restore's cluster was started for the command only and stopped again.
+    assert!(postmaster_pid(&restored).is_none());
+}

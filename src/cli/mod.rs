@@ -2,6 +2,7 @@
 //! Every command shares the configuration and the database of `serve`.
 
 mod admin;
+mod backup;
 mod evaluate;
 mod models;
 mod prune;
@@ -61,6 +62,14 @@ pub enum Command {
     Models(models::ModelsCommand),
     /// Write a training run's exact training series as CSV and verify its digest.
     Export(models::ExportArgs),
+    /// Write a consistent copy of the whole database to a file (pg_dump, custom format),
+    /// also while `serve` runs. The database is not migrated or changed.
+    Backup(backup::BackupArgs),
+    /// Restore a `backup` file into an empty database, then migrate it to this version.
+    ///
+    /// With the private cluster, point database.data_dir at a new directory; with
+    /// database.url, at a newly created database. A database with tables is refused.
+    Restore(backup::RestoreArgs),
     /// Delete what `[retention]` says is no longer needed (issued forecasts past
     /// `retention.issued_forecast_days`), as the daily prune job does, and say how much.
     Prune,
@@ -144,6 +153,8 @@ async fn run(command: Command, settings: Arc<Settings>) -> Result<(), CliError> 
         Command::Models(cmd) => models::models(settings, cmd).await,
         Command::Export(args) => models::export(settings, args).await,
         Command::Prune => prune::run(settings).await,
+        Command::Backup(args) => backup::backup(settings, args).await,
+        Command::Restore(args) => backup::restore(settings, args).await,
         Command::Evaluate(args) => evaluate::run(args),
         Command::Admin(cmd) => admin::run(cmd, None),
         Command::Migrate => {
@@ -173,9 +184,28 @@ where
     F: FnOnce(Arc<Database>) -> Fut,
     Fut: std::future::Future<Output = Result<(), CliError>>,
 {
+    with_database_as(settings, true, f).await
+}
+
+/// [`with_database`], migrating first only if `migrate`: a backup must not change the
+/// database it copies, and a restore needs it empty.
+pub(crate) async fn with_database_as<F, Fut>(
+    settings: &Settings,
+    migrate: bool,
+    f: F,
+) -> Result<(), CliError>
+where
+    F: FnOnce(Arc<Database>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CliError>>,
+{
     let db = Arc::new(Database::open(&settings.database, Role::Command).await?);
-    let result = match db.migrate().await {
-        Ok(_) => f(db.clone()).await,
+    let migrated = if migrate {
+        db.migrate().await.map(|_| ())
+    } else {
+        Ok(())
+    };
+    let result = match migrated {
+        Ok(()) => f(db.clone()).await,
         Err(e) => Err(e.into()),
     };
     match Arc::try_unwrap(db) {

@@ -70,10 +70,27 @@ pub fn find_bindir() -> Result<PathBuf, EmbeddedError> {
             return Ok(dir);
         }
     }
+    installed_bindirs()
+        .into_iter()
+        .find(|d| has_all(d))
+        .ok_or(EmbeddedError::BinariesNotFound)
+}
+
+/// The newest installed PostgreSQL bin directory (see [`installed_bindirs`]) holding
+/// `program`.
+pub fn newest_bindir_with(program: &str) -> Option<PathBuf> {
+    installed_bindirs()
+        .into_iter()
+        .find(|d| d.join(program).is_file())
+}
+
+/// PostgreSQL bin directories off PATH: `pg_config --bindir`, then
+/// /usr/lib/postgresql/*/bin, newest major version first.
+fn installed_bindirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && has_all(&dir) {
-            return Ok(dir);
+        if out.status.success() {
+            dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
         }
     }
     // Newest major version first: /usr/lib/postgresql/15 before /usr/lib/postgresql/9.6.
@@ -87,15 +104,12 @@ pub fn find_bindir() -> Result<PathBuf, EmbeddedError> {
                 .split('.')
                 .map(|p| p.parse().ok())
                 .collect::<Option<Vec<u32>>>()?;
-            let bin = entry.path().join("bin");
-            has_all(&bin).then_some((key, bin))
+            Some((key, entry.path().join("bin")))
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, dir)| dir)
-        .ok_or(EmbeddedError::BinariesNotFound)
+    dirs.extend(versions.into_iter().rev().map(|(_, dir)| dir));
+    dirs
 }
 
 /// Who runs the cluster: ourselves, or (as root) an unprivileged user.
@@ -166,6 +180,11 @@ impl EmbeddedCluster {
 
     pub fn data_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The server binaries' directory, where the client tools of the same version are.
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
     }
 
     fn pgdata(&self) -> PathBuf {

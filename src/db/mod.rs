@@ -1,6 +1,7 @@
 //! The database: a deadpool-postgres pool, the migrations, and (with no `database.url`)
 //! the private PostgreSQL cluster that hygrocast runs itself.
 
+pub mod backup;
 pub mod embedded;
 pub mod migrate;
 
@@ -125,6 +126,12 @@ impl Database {
             cluster: Some(cluster),
             serve_lock,
         })
+    }
+
+    /// A PostgreSQL client tool (`pg_dump`, `pg_restore`) for this database: the private
+    /// cluster's own version when there is one.
+    pub fn tool(&self, name: &'static str) -> Result<std::path::PathBuf, backup::BackupError> {
+        backup::find_tool(name, self.cluster.as_ref().map(|c| c.bindir()))
     }
 
     /// Applies pending migrations on a dedicated connection.
