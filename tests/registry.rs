@@ -883,55 +883,42 @@ async fn hygrocast_prune_keeps_everything_when_retention_is_off() {
     let client = app.client().await;
     backdate_copy(&client, id, 400).await;
     let url = common::conninfo(&app.db.pg_config);
-    let prune = move |keep_days: &'static str| {
+    // `hygrocast prune` with a retention of `keep_days`: (succeeded, stdout, stderr).
+    let prune = |keep_days: &'static str| {
         let url = url.clone();
-        std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
-            .env("HYGROCAST_DATABASE__URL", &url)
-            .env("HYGROCAST_RETENTION__ISSUED_FORECAST_DAYS", keep_days)
-            .arg("prune")
-            .output()
-            .expect("run prune")
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+                    .env("HYGROCAST_DATABASE__URL", &url)
+                    .env("HYGROCAST_RETENTION__ISSUED_FORECAST_DAYS", keep_days)
+                    .arg("prune")
+                    .output()
+                    .expect("run prune")
+            })
+            .await
+            .expect("join");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
     };
-    let out = tokio::task::spawn_blocking({
-        let prune = prune.clone();
-        move || prune("0")
-    })
-    .await
-    .expect("join");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("kept forever"));
+    let (ok, stdout, stderr) = prune("0").await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("kept forever"), "{stdout}");
     assert_eq!(issued_count(&client, id).await, 240);
 
     // A retention inside the monitor's 7-day window is refused, naming the setting.
-    let out = tokio::task::spawn_blocking({
-        let prune = prune.clone();
-        move || prune("3")
-    })
-    .await
-    .expect("join");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, stderr) = prune("3").await;
+    assert!(!ok);
     assert!(
         stderr.contains("retention.issued_forecast_days") && stderr.contains("at least 7"),
         "{stderr}"
     );
 
-    let out = tokio::task::spawn_blocking(move || prune("365"))
-        .await
-        .expect("join");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("deleted 120 issued forecasts"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, stdout, stderr) = prune("365").await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("deleted 120 issued forecasts"), "{stdout}");
     assert_eq!(issued_count(&client, id).await, 120);
 }
