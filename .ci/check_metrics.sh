@@ -25,6 +25,7 @@ curl -fsS "$base/metrics" >"$work/metrics.txt"
 grep -q '^hygrocast_http_requests_total{' "$work/metrics.txt"
 grep -q '^hygrocast_database_up 1' "$work/metrics.txt"
 grep -q '^hygrocast_readings_accepted_total{format="json"} 1' "$work/metrics.txt"
+grep -q '^process_resident_memory_bytes ' "$work/metrics.txt"
 # promtool exits non-zero on a parse error or a lint problem (naming, units, _total).
 promtool check metrics <"$work/metrics.txt"
 hgc_log "promtool check metrics: OK ($(grep -vc '^#' "$work/metrics.txt") samples)"

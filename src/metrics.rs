@@ -7,11 +7,15 @@
 //!   registry, updated by the small functions below from wherever the event happens;
 //! - *state of the shared database* (per-sensor freshness and accuracy, last successful
 //!   scheduler jobs, the pool): read when Prometheus scrapes, so every replica reports
-//!   the same truth and nothing has to be kept in step in memory.
+//!   the same truth and nothing has to be kept in step in memory;
+//! - the standard `process_*` metrics of this process (memory, CPU, files), read from
+//!   `/proc/self` at scrape time (`process`).
 //!
 //! Encoding is prometheus-client's Prometheus text format (0.0.4), which `promtool check
 //! metrics` reads. Names: `hygrocast_` prefix, base units, counters end in `_total` (the
 //! crate adds the suffix; registering a name that already has it is a bug it catches).
+
+mod process;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
@@ -341,6 +345,13 @@ pub async fn render(pool: &Pool) -> Result<String, std::fmt::Error> {
         up,
     );
     prometheus_text::encode(&mut out, &scrape)?;
+
+    // The standard names, without the hygrocast_ prefix.
+    if let Some(stats) = process::ProcessStats::read() {
+        let mut standard = Registry::default();
+        stats.register(&mut standard);
+        prometheus_text::encode(&mut out, &standard)?;
+    }
     Ok(out)
 }
 

@@ -61,6 +61,17 @@ async fn metrics_lists_our_families_and_counts_requests_by_route_pattern() {
     }
     assert_eq!(sample(&before, "hygrocast_database_up"), Some(1.0));
     assert_eq!(sample(&before, "hygrocast_sensors"), Some(0.0));
+    // The standard process metrics, under the names dashboards expect.
+    let rss = sample(&before, "process_resident_memory_bytes").expect("resident memory");
+    assert!(rss > 1e6, "{rss}");
+    let started = sample(&before, "process_start_time_seconds").expect("start time");
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(
+        (now - 86_400.0..=now).contains(&started),
+        "{started} vs {now}"
+    );
+    assert!(sample(&before, "process_cpu_seconds_total").is_some_and(|c| c > 0.0));
+    assert!(sample(&before, "process_open_fds").is_some_and(|n| n >= 3.0));
     assert_eq!(
         sample(&before, "hygrocast_db_pool_max_connections"),
         Some(app.settings.database.pool_size as f64)
