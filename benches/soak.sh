@@ -12,9 +12,9 @@
 # simulated sensors, backfilled with DAYS of history every 5 minutes, then posting live
 # every 2 s, in turn as JSON, SenML and line protocol; a reader fetching the dashboard, a
 # sensor page, the forecast and the models of a sensor in a loop; the retrain job on a
-# fast cron (every sensor is retrained at each firing) and the monitor job scoring live
-# forecasts every minute, on a 5-minute grid so that every few minutes there is something
-# new to retrain on.
+# fast cron (every sensor is retrained at each firing), the monitor job scoring live
+# forecasts every minute and the prune job every few minutes, on a 5-minute grid so that
+# every few minutes there is something new to retrain on.
 #
 # Every SAMPLE_SECS it prints: the server's resident memory (VmRSS), PostgreSQL's
 # proportional share (Pss, summed over its processes, so shared buffers count once), the
@@ -53,6 +53,7 @@ export HYGROCAST_SERVER__BIND="127.0.0.1:$PORT"
 export HYGROCAST_DATABASE__DATA_DIR="$WORK/data"
 export HYGROCAST_SCHEDULER__RETRAIN_CRON="$RETRAIN_CRON"
 export HYGROCAST_SCHEDULER__MONITOR_CRON="30 * * * * *"
+export HYGROCAST_SCHEDULER__PRUNE_CRON="45 */2 * * * *"
 export HYGROCAST_FORECAST__STEP_SECS=$STEP_SECS HYGROCAST_FORECAST__WINDOW_DAYS=$WINDOW_DAYS
 export HYGROCAST_LOG__LEVEL=info
 cd "$WORK"
@@ -153,8 +154,10 @@ for i in $(seq 1 "$SENSORS"); do
 done
 ok=$(metric "$SUCCEEDED") failed=$(metric "$FAILED") errors=$(metric "$SERVER_ERRORS")
 monitor=$(metric '^hygrocast_scheduler_job_last_success_timestamp_seconds\{job="monitor"\}')
-# A fit's working memory comes and goes, and the allocator keeps some of it: a leak shows
-# as a later half that sits higher than the earlier one, not as one high sample.
+prune=$(metric '^hygrocast_scheduler_job_last_success_timestamp_seconds\{job="prune"\}')
+# A fit's working memory comes and goes (the trainer hands it back to the OS after each
+# fit): a leak shows as a later half that sits higher than the earlier one, not as one
+# high sample, and the least sample of a half is the server between fits.
 echo "${trained_rss[@]}" | awk '
 # The median of fields lo..hi (insertion sort: mawk has no asort).
 function median(lo, hi,    k, i, j, v, x) {
@@ -166,6 +169,11 @@ function median(lo, hi,    k, i, j, v, x) {
     }
     return k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2
 }
+function least(lo, hi,    i, v) {
+    v = $lo
+    for (i = lo + 1; i <= hi; i++) if ($i < v) v = $i
+    return v
+}
 {
     h = int(NF / 2)
     if (h < 1) { print "server memory: too few samples after every sensor was trained"; exit }
@@ -173,6 +181,9 @@ function median(lo, hi,    k, i, j, v, x) {
     a = median(1, h); b = median(h + 1, NF)
     printf "server memory once every sensor was trained: median %.1f MiB in the first half of the samples, %.1f MiB in the second (%+.1f MiB), %.1f MiB at most\n",
         a / 1024, b / 1024, (b - a) / 1024, m / 1024
+    # The least sample of each half is the memory between fits, when one fell in it.
+    printf "server memory between fits (least sample of each half): %.1f MiB, then %.1f MiB\n",
+        least(1, h) / 1024, least(h + 1, NF) / 1024
 }'
 echo "readings: $accepted acknowledged, $stored stored; training runs: $ok succeeded, $failed failed; 5xx: $errors"
 
@@ -182,6 +193,7 @@ status=0
 [ "$failed" -eq 0 ] || { echo "soak: FAIL: $failed training runs failed" >&2; grep -i 'training run failed' serve.log | tail -5 >&2; status=1; }
 [ "$errors" -eq 0 ] || { echo "soak: FAIL: $errors requests answered 5xx" >&2; status=1; }
 [ "$monitor" -gt 0 ] || { echo "soak: FAIL: the monitor job never succeeded" >&2; status=1; }
+[ "$prune" -gt 0 ] || { echo "soak: FAIL: the prune job never succeeded" >&2; status=1; }
 if grep -q panicked serve.log; then echo "soak: FAIL: the server panicked" >&2; grep -A5 panicked serve.log >&2; status=1; fi
 [ "$status" -eq 0 ] && echo "soak: OK"
 exit "$status"
