@@ -68,17 +68,19 @@ pub async fn dump(db: &Database, out: &Path) -> Result<u64, BackupError> {
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
-    std::fs::rename(&partial, out).map_err(|e| BackupError::File {
-        path: out.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    std::fs::rename(&partial, out).map_err(file_error(out))?;
     let size = std::fs::metadata(out)
         .map(|m| m.len())
-        .map_err(|e| BackupError::File {
-            path: out.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        .map_err(file_error(out))?;
     Ok(size)
+}
+
+/// An I/O error on `path`, for `map_err`.
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |e| BackupError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 fn create_private(path: &Path) -> Result<(), BackupError> {
@@ -90,19 +92,13 @@ fn create_private(path: &Path) -> Result<(), BackupError> {
         .mode(0o600)
         .open(path)
         .map(|_| ())
-        .map_err(|e| BackupError::File {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        .map_err(file_error(path))
 }
 
 /// Restores a dump made by [`dump`] into the (empty) database, in one transaction: a
 /// failure leaves the database as empty as it was. The caller migrates afterwards.
 pub async fn restore(db: &Database, from: &Path) -> Result<(), BackupError> {
-    std::fs::File::open(from).map_err(|e| BackupError::File {
-        path: from.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    std::fs::File::open(from).map_err(file_error(from))?;
     let client = db.pool.get().await.map_err(DbError::from)?;
     let tables: i64 = client
         .query_one(
