@@ -236,6 +236,11 @@ pub struct RetentionSettings {
     /// monitor scores the last 7 days, so older ones are only history, and they are the
     /// largest table: 120 rows per sensor for every origin.
     pub issued_forecast_days: u32,
+    /// How many of each sensor's newest versions keep their fitted model; 0 keeps every
+    /// one. Older versions keep their record (metrics, the data they saw, promotions) but
+    /// not the model (about 200 KB each, one a day with the default retrain). The champion
+    /// and the version a rollback would restore always keep theirs.
+    pub models_kept: u32,
 }
 
 impl RetentionSettings {
@@ -248,6 +253,7 @@ impl Default for RetentionSettings {
     fn default() -> Self {
         Self {
             issued_forecast_days: 30,
+            models_kept: 30,
         }
     }
 }

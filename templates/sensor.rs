@@ -263,7 +263,9 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                                         td.small { (ver.status_reason) }
                                         @if ctx.admin.is_some() {
                                             td {
-                                                @if ver.status != "champion" {
+                                                @if ver.model_pruned_at.is_some() {
+                                                    span.small title="Deleted by retention.models_kept: this version can no longer be served" { "model deleted" }
+                                                } @else if ver.status != "champion" {
                                                     (ctx.admin_button(&format!("/models/{}/promote", ver.id), "Promote", "small"))
                                                 }
                                             }

@@ -765,3 +765,45 @@ async fn anonymous_readers_share_a_rendered_page_for_page_cache_secs_admins_neve
     let (_, html) = page(&app, "/").await;
     assert!(html.contains("uncached"), "0 renders every request afresh");
 }
+
+#[tokio::test]
+async fn a_version_whose_model_retention_deleted_is_shown_so_and_cannot_be_promoted() {
+    let app = app_with(|_| {}).await;
+    let id = sensor_with_data(&app, "museum-1", 30).await;
+    for _ in 0..3 {
+        train(&app, id, Some(Algorithm::Naive)).await;
+    }
+    let mut settings = (*app.settings).clone();
+    settings.retention.models_kept = 1;
+    let report = hygrocast::registry::retention::prune(&app.pool, &settings, Utc::now())
+        .await
+        .expect("prune");
+    // Of three versions the newest, the champion and the rollback target keep their model.
+    // Equal naive scores promote the newer version (a tie does not keep the older one), so
+    // v3 serves, v2 is the rollback target and v1 alone loses its model.
+    assert_eq!(report.models, 1, "{report}");
+    let client = app.pool.get().await.expect("client");
+    let all = versions::list(&**client, Some(id), 10)
+        .await
+        .expect("versions");
+    let pruned: Vec<_> = all.iter().filter(|v| v.model_pruned_at.is_some()).collect();
+    assert_eq!(pruned.len() as u64, report.models);
+    let Some(v1) = pruned.first() else {
+        panic!("one version was pruned");
+    };
+    assert_eq!((v1.version, v1.status.as_str()), (1, "retired"));
+
+    let mut admin = Browser::new(&app);
+    let csrf = admin.login().await;
+    let (_, html) = admin.get("/sensors/museum-1").await;
+    assert!(html.contains("model deleted"), "{html}");
+    let promote = format!("/models/{}/promote", v1.id);
+    assert!(!html.contains(&format!("action=\"{promote}\"")));
+    let v2 = all.iter().find(|v| v.version == 2).expect("v2").id;
+    assert!(html.contains(&format!("action=\"/models/{v2}/promote\"")));
+
+    // A hand-made request is refused with a page that names the setting.
+    let (status, _, html) = admin.post(&promote, &[("csrf", &csrf)]).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("retention.models_kept"), "{html}");
+}

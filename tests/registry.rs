@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration as Days, Utc};
 use common::{insert_readings, insert_sensor, simulated_hourly, spawn_app_with, TestApp};
 use hygrocast::config::Settings;
 use hygrocast::forecast::Algorithm;
-use hygrocast::registry::{runs, serving::ForecastCache, trainer, versions, Trigger};
+use hygrocast::registry::{retention, runs, serving::ForecastCache, trainer, versions, Trigger};
 use hygrocast::scheduler::{self, Background, JobKind, Scheduler};
 
 /// Small windows keep the backtests quick in a debug build.
@@ -921,4 +921,108 @@ async fn hygrocast_prune_keeps_everything_when_retention_is_off() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("deleted 120 issued forecasts"), "{stdout}");
     assert_eq!(issued_count(&client, id).await, 120);
+}
+
+/// The versions of a sensor that still hold their fitted model.
+async fn versions_with_a_model(client: &tokio_postgres::Client, sensor: i64) -> Vec<i32> {
+    client
+        .query(
+            "SELECT version FROM model_versions WHERE sensor_id = $1 AND model IS NOT NULL ORDER BY version",
+            &[&sensor],
+        )
+        .await
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_prune_job_deletes_old_models_but_never_the_champions_nor_the_rollback_targets() {
+    let (app, id) = app_with_sensor("archive-2", 30).await;
+    // Six versions; an operator then promotes v2 and v3, so v3 serves and a rollback
+    // would restore v2.
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let run = train(&app, id, Some(Algorithm::Ridge)).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        ids.push(run.version_id.expect("a version"));
+    }
+    let mut client = app.pool.get().await.expect("client");
+    versions::promote(&mut client, ids[1]).await.expect("v2");
+    versions::promote(&mut client, ids[2]).await.expect("v3");
+
+    // Keep the newest two: v5 and v6, plus v3 (champion) and v2 (rollback target).
+    let mut settings = (*app.settings).clone();
+    settings.retention.models_kept = 2;
+    let report = retention::prune(&app.pool, &settings, Utc::now())
+        .await
+        .expect("prune");
+    assert_eq!(report.models, 2, "{report}");
+    assert!(report.model_bytes > 1000, "{report}");
+    assert_eq!(versions_with_a_model(&client, id).await, [2, 3, 5, 6]);
+
+    // The record of a pruned version stays, and says so.
+    let res = app.get("/api/v1/sensors/archive-2/models").await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    let versions_json = body["versions"].as_array().expect("versions");
+    assert_eq!(versions_json.len(), 6, "every version is still listed");
+    let pruned: Vec<i64> = versions_json
+        .iter()
+        .filter(|v| !v["model_pruned_at"].is_null())
+        .filter_map(|v| v["version"].as_i64())
+        .collect();
+    assert_eq!(pruned, [4, 1], "newest first");
+
+    // Promoting a version without its model is refused with a message naming the setting.
+    let out = tokio::task::spawn_blocking({
+        let url = common::conninfo(&app.db.pg_config);
+        let v4 = ids[3];
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+                .env("HYGROCAST_DATABASE__URL", &url)
+                .args(["models", "promote", &v4.to_string()])
+                .output()
+                .expect("run models promote")
+        }
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("retention.models_kept"), "{stderr}");
+    assert_eq!(champion(&app, id).await.map(|c| c.version), Some(3));
+
+    // The rollback target kept its model: rolling back serves it.
+    let back = versions::rollback(&mut client, "archive-2")
+        .await
+        .expect("rollback");
+    assert_eq!(back.version, 2);
+    let res = app.get("/api/v1/sensors/archive-2/forecast").await;
+    assert_eq!(res.status(), 200);
+    let forecast: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(forecast["model"]["version"], 2, "{forecast}");
+
+    // Now v3 is the rollback target: a second prune finds nothing more to delete.
+    let again = retention::prune(&app.pool, &settings, Utc::now())
+        .await
+        .expect("prune");
+    assert_eq!((again.models, again.model_bytes), (0, 0), "{again}");
+    assert_eq!(versions_with_a_model(&client, id).await, [2, 3, 5, 6]);
+
+    // The schema itself refuses a champion without its model.
+    let err = client
+        .execute(
+            "UPDATE model_versions SET model = NULL, model_pruned_at = now() WHERE sensor_id = $1 AND status = 'champion'",
+            &[&id],
+        )
+        .await
+        .expect_err("a champion keeps its model");
+    assert!(
+        err.to_string()
+            .contains("model_versions_champion_has_model")
+            || format!("{err:?}").contains("model_versions_champion_has_model"),
+        "{err:?}"
+    );
 }

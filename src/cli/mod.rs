@@ -71,7 +71,9 @@ pub enum Command {
     /// database.url, at a newly created database. A database with tables is refused.
     Restore(backup::RestoreArgs),
     /// Delete what `[retention]` says is no longer needed (issued forecasts past
-    /// `retention.issued_forecast_days`), as the daily prune job does, and say how much.
+    /// `retention.issued_forecast_days`, the fitted models of versions older than each
+    /// sensor's newest `retention.models_kept`), as the daily prune job does, and say how
+    /// much.
     Prune,
     /// Administer the web pages: `admin set-password` sets the admin login's password.
     #[command(subcommand)]

@@ -204,6 +204,13 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                 );
                 println!("status       {} — {}", v.status, v.status_reason);
                 println!("created      {}", v.created_at.to_rfc3339());
+                if let Some(at) = v.model_pruned_at {
+                    println!(
+                        "model        deleted by retention on {} (retention.models_kept): \
+                         the record is kept, the version can no longer be promoted",
+                        at.to_rfc3339()
+                    );
+                }
                 println!(
                     "format       model v{}, features v{}, smartcore {}",
                     v.format_version, v.feature_spec_version, v.smartcore_version

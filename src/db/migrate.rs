@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_sensors_and_readings.sql"),
     migration!(2, "0002_registry.sql"),
     migration!(3, "0003_admin_sessions.sql"),
+    migration!(4, "0004_model_retention.sql"),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrators.

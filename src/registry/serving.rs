@@ -415,8 +415,10 @@ async fn load_champion(
             &[&version_id],
         )
         .await?;
-    let bytes: Vec<u8> = row.get(0);
-    let Some(model) = trainer::load_model(&bytes, format_version) else {
+    // NULL only if the version stopped being the champion since it was read and retention
+    // then deleted its model (the schema keeps a champion's): handled like an unreadable one.
+    let bytes: Option<Vec<u8>> = row.get(0);
+    let Some(model) = bytes.and_then(|b| trainer::load_model(&b, format_version)) else {
         return Ok(None);
     };
     let model = Arc::new(model);

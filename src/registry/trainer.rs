@@ -215,11 +215,7 @@ async fn execute_inner(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // Serialises version numbering and promotion per sensor.
-    tx.execute(
-        "SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE",
-        &[&run.sensor_id],
-    )
-    .await?;
+    versions::lock_sensor(&*tx, run.sensor_id).await?;
     let version: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE sensor_id = $1",

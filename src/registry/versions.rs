@@ -23,6 +23,9 @@ pub struct VersionRecord {
     pub status: String,
     pub status_reason: String,
     pub created_at: DateTime<Utc>,
+    /// When retention deleted the fitted model (`retention.models_kept`); such a version
+    /// keeps its record but can no longer be promoted.
+    pub model_pruned_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -37,7 +40,8 @@ pub struct PromotionRecord {
 }
 
 const VERSION_COLUMNS: &str = "v.id, s.name, v.version, v.run_id, v.algorithm, v.baseline, v.format_version, \
-     v.smartcore_version, v.feature_spec_version, v.metrics, v.mase_1_24, v.status, v.status_reason, v.created_at";
+     v.smartcore_version, v.feature_spec_version, v.metrics, v.mase_1_24, v.status, v.status_reason, v.created_at, \
+     v.model_pruned_at";
 
 fn version_from_row(row: &tokio_postgres::Row) -> VersionRecord {
     VersionRecord {
@@ -55,6 +59,7 @@ fn version_from_row(row: &tokio_postgres::Row) -> VersionRecord {
         status: row.get(11),
         status_reason: row.get(12),
         created_at: row.get(13),
+        model_pruned_at: row.get(14),
     }
 }
 
@@ -143,8 +148,20 @@ pub async fn promotions(
         .collect())
 }
 
+/// Takes the lock that serialises every change to a sensor's versions (numbering,
+/// promotions, retention) until the transaction ends.
+pub async fn lock_sensor(tx: &impl GenericClient, sensor_id: i64) -> Result<(), RegistryError> {
+    tx.execute(
+        "SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE",
+        &[&sensor_id],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Makes `to_version_id` the champion of its sensor inside `tx`, demoting the current
-/// one, and records why. `kind` is `initial`, `promote`, `rollback` or `manual`.
+/// one, and records why. `kind` is `initial`, `promote`, `rollback` or `manual`. The
+/// caller holds [`lock_sensor`].
 pub async fn set_champion(
     tx: &impl GenericClient,
     sensor_id: i64,
@@ -152,6 +169,19 @@ pub async fn set_champion(
     kind: &str,
     reason: &str,
 ) -> Result<Option<i64>, RegistryError> {
+    let pruned: Option<bool> = tx
+        .query_opt(
+            "SELECT model IS NULL FROM model_versions WHERE id = $1 AND sensor_id = $2",
+            &[&to_version_id, &sensor_id],
+        )
+        .await?
+        .map(|r| r.get(0));
+    if pruned == Some(true) {
+        return Err(RegistryError::Refused(format!(
+            "version id {to_version_id} cannot be served: retention deleted its fitted model \
+             (retention.models_kept); train a new version instead"
+        )));
+    }
     let from: Option<i64> = tx
         .query_opt(
             "UPDATE model_versions SET status = 'retired', status_reason = $2 \
@@ -183,14 +213,22 @@ pub async fn promote(
     version_id: i64,
 ) -> Result<VersionRecord, RegistryError> {
     let tx = client.transaction().await?;
-    let row = tx
+    let sensor_id: i64 = tx
         .query_opt(
-            "SELECT sensor_id, status FROM model_versions WHERE id = $1 FOR UPDATE",
+            "SELECT sensor_id FROM model_versions WHERE id = $1",
             &[&version_id],
         )
         .await?
-        .ok_or(RegistryError::UnknownVersion(version_id))?;
-    let (sensor_id, status): (i64, String) = (row.get(0), row.get(1));
+        .ok_or(RegistryError::UnknownVersion(version_id))?
+        .get(0);
+    lock_sensor(&*tx, sensor_id).await?;
+    let status: String = tx
+        .query_one(
+            "SELECT status FROM model_versions WHERE id = $1",
+            &[&version_id],
+        )
+        .await?
+        .get(0);
     if status == "champion" {
         return Err(RegistryError::Refused(format!(
             "version {version_id} is already the champion"
@@ -215,11 +253,7 @@ pub async fn rollback(
 ) -> Result<VersionRecord, RegistryError> {
     let tx = client.transaction().await?;
     let sensor_id = sensor_id(&*tx, sensor).await?;
-    tx.execute(
-        "SELECT 1 FROM sensors WHERE id = $1 FOR UPDATE",
-        &[&sensor_id],
-    )
-    .await?;
+    lock_sensor(&*tx, sensor_id).await?;
     let row = tx
         .query_opt(
             "SELECT p.from_version_id, p.to_version_id FROM promotions p \
