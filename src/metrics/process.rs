@@ -22,13 +22,7 @@ pub(super) struct ProcessStats {
 impl ProcessStats {
     pub fn read() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let boot_time = std::fs::read_to_string("/proc/stat")
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))?
-            .trim()
-            .parse::<f64>()
-            .ok()?;
+        let boot_time = boot_time()?;
         // SAFETY: sysconf has no preconditions.
         let (ticks, page) = unsafe {
             (
@@ -98,6 +92,21 @@ impl ProcessStats {
 
 /// Parses `/proc/<pid>/stat` (proc(5)). The command name (field 2) is in parentheses and
 /// may itself hold spaces and parentheses, so fields are counted from its last `)`.
+/// When the system booted (unix seconds): fixed while the process lives, so `/proc/stat`,
+/// a file that grows with the number of CPUs, is read once and not on every scrape.
+fn boot_time() -> Option<f64> {
+    static BOOT_TIME: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *BOOT_TIME.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    })
+}
+
 fn parse_stat(stat: &str, ticks: f64, page: f64, boot_time: f64) -> Option<ProcessStats> {
     let rest = &stat[stat.rfind(')')? + 1..];
     // After the name: field 3 (state) is index 0.
