@@ -54,6 +54,8 @@ export HYGROCAST_DATABASE__DATA_DIR="$WORK/data"
 export HYGROCAST_SCHEDULER__RETRAIN_CRON="$RETRAIN_CRON"
 export HYGROCAST_SCHEDULER__MONITOR_CRON="30 * * * * *"
 export HYGROCAST_SCHEDULER__PRUNE_CRON="45 */2 * * * *"
+# Few enough kept that the prune job deletes models while runs promote beside it.
+export HYGROCAST_RETENTION__MODELS_KEPT=${MODELS_KEPT:-3}
 export HYGROCAST_FORECAST__STEP_SECS=$STEP_SECS HYGROCAST_FORECAST__WINDOW_DAYS=$WINDOW_DAYS
 export HYGROCAST_LOG__LEVEL=info
 cd "$WORK"
@@ -186,6 +188,16 @@ function least(lo, hi,    i, v) {
         least(1, h) / 1024, least(h + 1, NF) / 1024
 }'
 echo "readings: $accepted acknowledged, $stored stored; training runs: $ok succeeded, $failed failed; 5xx: $errors"
+# Versions, and how many of them retention left without their fitted model.
+versions=0 pruned=0
+for i in $(seq 1 "$SENSORS"); do
+    read -r n p < <(curl -fs "$URL/api/v1/sensors/soak-$i/models" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)["versions"]
+print(len(v), sum(x["model_pruned_at"] is not None for x in v))')
+    versions=$((versions + n)) pruned=$((pruned + p))
+done
+echo "model versions: $versions, of which $pruned had their fitted model deleted by retention (models_kept $HYGROCAST_RETENTION__MODELS_KEPT)"
 
 status=0
 [ "$accepted" -eq "$stored" ] || { echo "soak: FAIL: $accepted readings acknowledged but $stored stored" >&2; status=1; }

@@ -327,3 +327,71 @@ fn a_backup_of_the_private_cluster_taken_while_serve_runs_restores_into_a_new_da
     // The restore's cluster was started for the command only and stopped again.
     assert!(postmaster_pid(&restored).is_none());
 }
+
+#[test]
+fn an_existing_cluster_is_run_by_the_postgres_version_that_created_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = Workdir::new();
+    // The cluster is created with what is installed now.
+    let out = hygrocast(&work.0, free_port())
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Then an upgrade puts a newer PostgreSQL first on PATH. These stand-ins only answer
+    // --version: asked to run anything, they fail.
+    let newer = work.0.join("newer-bin");
+    std::fs::create_dir_all(&newer).expect("mkdir");
+    for tool in ["initdb", "pg_ctl", "postgres"] {
+        let script = newer.join(tool);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo '{tool} (PostgreSQL) 99.1'; exit 0; }}\n\
+                 echo 'PostgreSQL 99 cannot open this cluster' >&2; exit 1\n"
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        newer.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = hygrocast(&work.0, free_port())
+        .env("PATH", &path)
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(
+        out.status.success(),
+        "the cluster's own version runs it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A cluster whose version is no longer installed is refused, saying what to do.
+    let old = Workdir::new();
+    std::fs::create_dir_all(old.data().join("pg")).expect("mkdir");
+    std::fs::write(old.data().join("pg").join("PG_VERSION"), "9.4\n").expect("write");
+    let out = hygrocast(&old.0, free_port())
+        .env("PATH", &path)
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for needle in [
+        "created by PostgreSQL 9.4",
+        "99 in ",
+        "apt-get install postgresql-9.4",
+        "hygrocast backup",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+}

@@ -36,6 +36,19 @@ pub enum EmbeddedError {
     BinariesNotFound,
     #[error("embedded PostgreSQL: {0}")]
     Io(String),
+    #[error(
+        "the private PostgreSQL cluster in {dir} was created by PostgreSQL {major}, and no \
+         PostgreSQL {major} server binaries are installed (found: {found}); a server cannot \
+         open another major version's data directory. Install PostgreSQL {major} again \
+         (Debian/Ubuntu: `apt-get install postgresql-{major}`). To move to a newer version: \
+         `hygrocast backup --out FILE` with {major} installed, then point database.data_dir at \
+         a new directory and run `hygrocast restore --from FILE`"
+    )]
+    NoServerForCluster {
+        dir: PathBuf,
+        major: String,
+        found: String,
+    },
     #[error("embedded PostgreSQL: `{cmd}` failed: {detail}")]
     Command { cmd: String, detail: String },
     #[error(
@@ -58,22 +71,88 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> EmbeddedError {
     EmbeddedError::Io(format!("{what} {}: {e}", path.display()))
 }
 
-/// The directory holding `initdb`, `pg_ctl` and `postgres`.
+/// The directory holding `initdb`, `pg_ctl` and `postgres` for a new cluster: the first
+/// on PATH, else the newest installed.
 pub fn find_bindir() -> Result<PathBuf, EmbeddedError> {
+    server_bindirs()
+        .into_iter()
+        .next()
+        .ok_or(EmbeddedError::BinariesNotFound)
+}
+
+/// Directories holding all of `initdb`, `pg_ctl` and `postgres`, in order of preference:
+/// PATH first, then [`installed_bindirs`].
+fn server_bindirs() -> Vec<PathBuf> {
     let has_all = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|b| dir.join(b).is_file())
     };
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_all(d)) {
-            return Ok(dir);
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for dir in on_path.into_iter().chain(installed_bindirs()) {
+        if has_all(&dir) && !dirs.contains(&dir) {
+            dirs.push(dir);
         }
     }
-    installed_bindirs()
-        .into_iter()
-        .find(|d| has_all(d))
-        .ok_or(EmbeddedError::BinariesNotFound)
+    dirs
+}
+
+/// The server binaries for an existing cluster of major version `major` (the contents
+/// of its `PG_VERSION`): a server never opens another major version's data directory, and
+/// an upgrade of the operating system installs a newer PostgreSQL beside the old one.
+fn bindir_for_major(dir: &Path, major: &str) -> Result<PathBuf, EmbeddedError> {
+    let mut found = Vec::new();
+    for bindir in server_bindirs() {
+        match server_major(&bindir) {
+            Some(v) if v == major => return Ok(bindir),
+            Some(v) => found.push(format!("{v} in {}", bindir.display())),
+            None => {}
+        }
+    }
+    Err(EmbeddedError::NoServerForCluster {
+        dir: dir.to_path_buf(),
+        major: major.to_string(),
+        found: if found.is_empty() {
+            "none".into()
+        } else {
+            found.join(", ")
+        },
+    })
+}
+
+/// The major version of the `postgres` in `bindir`, as `PG_VERSION` spells it.
+fn server_major(bindir: &Path) -> Option<String> {
+    let out = Command::new(bindir.join("postgres"))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    major_of_version_output(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `15`; before version 10 the
+/// major version had two parts: `9.6.24` → `9.6`.
+fn major_of_version_output(text: &str) -> Option<String> {
+    let version = text
+        .split("(PostgreSQL)")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    // Leading digits only: a pre-release reads `18beta1` or `9.6rc1`.
+    let number = |part: &str| -> Option<u32> {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let mut parts = version.split('.');
+    let first = number(parts.next()?)?;
+    if first >= 10 {
+        return Some(first.to_string());
+    }
+    let second = number(parts.next()?)?;
+    Some(format!("{first}.{second}"))
 }
 
 /// The newest installed PostgreSQL bin directory (see [`installed_bindirs`]) holding
@@ -162,10 +241,15 @@ pub struct EmbeddedCluster {
 
 impl EmbeddedCluster {
     pub fn new(data_dir: &Path, embedded_user: &str) -> Result<Self, EmbeddedError> {
-        let bindir = find_bindir()?;
         let user = run_as(embedded_user)?;
         fs::create_dir_all(data_dir).map_err(|e| io_err("cannot create", data_dir, e))?;
         let dir = fs::canonicalize(data_dir).map_err(|e| io_err("cannot resolve", data_dir, e))?;
+        // An existing cluster needs the binaries of the version that created it; a new one
+        // gets the first on PATH or the newest installed.
+        let bindir = match fs::read_to_string(dir.join("pg").join("PG_VERSION")) {
+            Ok(major) => bindir_for_major(&dir, major.trim())?,
+            Err(_) => find_bindir()?,
+        };
         let socket = dir.join("socket").join(format!(".s.PGSQL.{SOCKET_PORT}"));
         if socket.as_os_str().len() > 107 {
             return Err(EmbeddedError::SocketPathTooLong(socket));
@@ -466,5 +550,33 @@ impl ServeLock {
         } else {
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_of_version_output;
+
+    #[test]
+    fn the_major_version_is_read_as_pg_version_spells_it() {
+        let major = |s: &str| major_of_version_output(s);
+        assert_eq!(
+            major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+            Some("15")
+        );
+        assert_eq!(major("postgres (PostgreSQL) 17.2").as_deref(), Some("17"));
+        assert_eq!(
+            major("postgres (PostgreSQL) 9.6.24").as_deref(),
+            Some("9.6")
+        );
+        assert_eq!(
+            major("postgres (PostgreSQL) 18beta1").as_deref(),
+            Some("18")
+        );
+        assert_eq!(
+            major("postgres (PostgreSQL) 9.6rc1").as_deref(),
+            Some("9.6")
+        );
+        assert_eq!(major("something else 15.1").as_deref(), None);
     }
 }
