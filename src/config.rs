@@ -194,6 +194,9 @@ pub struct RegistrySettings {
     /// At shutdown, how long a fit in progress may run on before it is given up and its
     /// run queued again, seconds.
     pub shutdown_grace_secs: u64,
+    /// Training runs this replica executes at once. A fit keeps one core busy, so on a
+    /// machine that also serves, leave at least one core to the requests.
+    pub training_workers: usize,
 }
 
 impl Default for RegistrySettings {
@@ -203,6 +206,7 @@ impl Default for RegistrySettings {
             poll_secs: 5,
             serve_recheck_ms: 1000,
             shutdown_grace_secs: 10,
+            training_workers: 1,
         }
     }
 }
@@ -565,6 +569,7 @@ impl Settings {
             ("ingest.queue_capacity", ingest.queue_capacity),
             ("ingest.writers", ingest.writers),
             ("ingest.max_flush_rows", ingest.max_flush_rows),
+            ("registry.training_workers", self.registry.training_workers),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1".into()));

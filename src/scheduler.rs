@@ -138,6 +138,9 @@ pub async fn fire(
             .map(|r| r.to_string()),
     };
     finish_firing(bg, id, &result).await;
+    // Every idle worker may have work now; the stored permit covers one that is between
+    // its last claim and its wait.
+    bg.wake.notify_waiters();
     bg.wake.notify_one();
     match &result {
         Ok(d) => tracing::info!(job = job.as_str(), detail = %d, "job finished"),
@@ -246,21 +249,25 @@ impl TruncNanos for DateTime<Utc> {
     }
 }
 
-/// The running scheduler and worker; stop them with [`Scheduler::shutdown`].
+/// The running scheduler and workers; stop them with [`Scheduler::shutdown`].
 pub struct Scheduler {
     cron: Option<JobScheduler>,
     stop: watch::Sender<bool>,
-    worker: tokio::task::JoinHandle<()>,
+    workers: tokio::task::JoinSet<()>,
     pool: Pool,
     instance: String,
     grace: Duration,
 }
 
 impl Scheduler {
-    /// Builds the jobs enabled in config and starts them with the training worker.
+    /// Builds the jobs enabled in config and starts them with `registry.training_workers`
+    /// training workers.
     pub async fn start(bg: Background) -> Result<Self, String> {
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(training_worker(bg.clone(), stopped));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..bg.settings.registry.training_workers.max(1) {
+            workers.spawn(training_worker(bg.clone(), stopped.clone()));
+        }
         let s = &bg.settings.scheduler;
         let jobs: Vec<(JobKind, String)> = [
             (JobKind::Retrain, s.retrain_enabled, s.retrain_cron.clone()),
@@ -303,7 +310,7 @@ impl Scheduler {
         Ok(Self {
             cron,
             stop,
-            worker,
+            workers,
             pool: bg.pool.clone(),
             instance: bg.instance.clone(),
             grace: Duration::from_secs(bg.settings.registry.shutdown_grace_secs),
@@ -317,14 +324,15 @@ impl Scheduler {
         let _ = self.stop.send(true);
         // A fit in progress gets a moment to finish; after that it is given up rather than
         // holding up the shutdown, and its run goes back to the queue.
-        let abort = self.worker.abort_handle();
-        if tokio::time::timeout(self.grace, &mut self.worker)
-            .await
-            .is_err()
-        {
-            abort.abort();
-            // Returns once the task is dropped, so it writes nothing after the requeue.
-            let _ = (&mut self.worker).await;
+        let workers = &mut self.workers;
+        let finished = tokio::time::timeout(self.grace, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            self.workers.abort_all();
+            // Returns once every task is dropped, so none writes anything after the requeue.
+            while self.workers.join_next().await.is_some() {}
         }
         let requeued = match self.pool.get().await {
             Ok(client) => runs::requeue_unfinished(&**client, &self.instance).await,

@@ -1026,3 +1026,49 @@ async fn the_prune_job_deletes_old_models_but_never_the_champions_nor_the_rollba
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn two_training_workers_train_two_sensors_at_once() {
+    let (app, a) = app_with_sensor_and("pair-1", 30, |s| {
+        s.registry.training_workers = 2;
+        s.registry.poll_secs = 1;
+    })
+    .await;
+    let client = app.client().await;
+    let b = insert_sensor(&client, "pair-2").await;
+    insert_readings(&client, b, &simulated_hourly(9, Utc::now(), 30)).await;
+    for sensor in [a, b] {
+        runs::enqueue(&client, sensor, Trigger::Manual, None)
+            .await
+            .expect("enqueue");
+    }
+    let sched = Scheduler::start(background(&app)).await.expect("scheduler");
+    let spans = || async {
+        client
+            .query(
+                "SELECT started_at, finished_at FROM training_runs \
+                 WHERE status = 'succeeded' ORDER BY id",
+                &[],
+            )
+            .await
+            .expect("runs")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect::<Vec<(DateTime<Utc>, DateTime<Utc>)>>()
+    };
+    for _ in 0..1200 {
+        if spans().await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sched.shutdown().await;
+    let spans = spans().await;
+    assert_eq!(spans.len(), 2, "both runs succeeded");
+    // One worker would have run them one after the other.
+    let ((a_start, a_end), (b_start, b_end)) = (spans[0], spans[1]);
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "the two runs overlapped in time: {spans:?}"
+    );
+}
