@@ -1027,8 +1027,8 @@ async fn the_prune_job_deletes_old_models_but_never_the_champions_nor_the_rollba
     );
 }
 
-#[tokio::test]
-async fn two_training_workers_train_two_sensors_at_once() {
+/// Two sensors with a queued manual run each, on an app with two training workers.
+async fn two_sensors_queued() -> (TestApp, Vec<i64>) {
     let (app, a) = app_with_sensor_and("pair-1", 30, |s| {
         s.registry.training_workers = 2;
         s.registry.poll_secs = 1;
@@ -1037,38 +1037,63 @@ async fn two_training_workers_train_two_sensors_at_once() {
     let client = app.client().await;
     let b = insert_sensor(&client, "pair-2").await;
     insert_readings(&client, b, &simulated_hourly(9, Utc::now(), 30)).await;
+    let mut ids = Vec::new();
     for sensor in [a, b] {
-        runs::enqueue(&client, sensor, Trigger::Manual, None)
-            .await
-            .expect("enqueue");
+        ids.push(
+            runs::enqueue(&client, sensor, Trigger::Manual, None)
+                .await
+                .expect("enqueue"),
+        );
     }
+    (app, ids)
+}
+
+/// When each succeeded run started and finished, oldest first.
+async fn succeeded_spans(client: &tokio_postgres::Client) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    client
+        .query(
+            "SELECT started_at, finished_at FROM training_runs WHERE status = 'succeeded' ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("runs")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Two runs' spans overlapped: one worker would have run them one after the other.
+fn overlapped(spans: &[(DateTime<Utc>, DateTime<Utc>)]) -> bool {
+    let ((a_start, a_end), (b_start, b_end)) = (spans[0], spans[1]);
+    a_start < b_end && b_start < a_end
+}
+
+#[tokio::test]
+async fn two_training_workers_train_two_sensors_at_once() {
+    let (app, _) = two_sensors_queued().await;
+    let client = app.client().await;
     let sched = Scheduler::start(background(&app)).await.expect("scheduler");
-    let spans = || async {
-        client
-            .query(
-                "SELECT started_at, finished_at FROM training_runs \
-                 WHERE status = 'succeeded' ORDER BY id",
-                &[],
-            )
-            .await
-            .expect("runs")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect::<Vec<(DateTime<Utc>, DateTime<Utc>)>>()
-    };
     for _ in 0..1200 {
-        if spans().await.len() == 2 {
+        if succeeded_spans(&client).await.len() == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sched.shutdown().await;
-    let spans = spans().await;
+    let spans = succeeded_spans(&client).await;
     assert_eq!(spans.len(), 2, "both runs succeeded");
-    // One worker would have run them one after the other.
-    let ((a_start, a_end), (b_start, b_end)) = (spans[0], spans[1]);
-    assert!(
-        a_start < b_end && b_start < a_end,
-        "the two runs overlapped in time: {spans:?}"
-    );
+    assert!(overlapped(&spans), "the runs did not overlap: {spans:?}");
+}
+
+#[tokio::test]
+async fn hygrocast_train_all_uses_the_training_workers_too() {
+    let (app, ids) = two_sensors_queued().await;
+    let mut done = 0;
+    let results = trainer::run_claimed(&app.pool, &app.settings, "cli", &ids, |_| done += 1)
+        .await
+        .expect("run");
+    assert_eq!((results.len(), done), (2, 2));
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let spans = succeeded_spans(&app.client().await).await;
+    assert!(overlapped(&spans), "the runs did not overlap: {spans:?}");
 }

@@ -6,6 +6,7 @@
 //! its MASE 1–24 h ≤ champion's × (1 − min_improvement); a tie goes to the new version,
 //! which has seen newer data. Otherwise it stays a challenger, with the reason recorded.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
@@ -437,20 +438,33 @@ pub async fn run_claimed(
     settings: &Settings,
     instance: &str,
     run_ids: &[i64],
-    mut on_done: impl FnMut(&Result<RunOutcome, RegistryError>),
+    on_done: impl FnMut(&Result<RunOutcome, RegistryError>),
 ) -> Result<Vec<Result<RunOutcome, RegistryError>>, RegistryError> {
-    let mut results = Vec::new();
-    loop {
-        let claimed = {
-            let client = pool.get().await?;
-            runs::claim_next(&**client, instance, Some(run_ids)).await?
-        };
-        let Some(run) = claimed else { break };
-        let result = execute(pool, settings, &run).await;
-        on_done(&result);
-        results.push(result);
-    }
-    Ok(results)
+    // `registry.training_workers` claimers side by side, as in `serve`: each fit runs on
+    // the blocking pool, so they run in parallel though they are polled here together.
+    let on_done = Mutex::new(on_done);
+    let results = Mutex::new(Vec::new());
+    let claimer = || async {
+        loop {
+            let claimed = {
+                let client = pool.get().await?;
+                runs::claim_next(&**client, instance, Some(run_ids)).await?
+            };
+            let Some(run) = claimed else {
+                return Ok::<(), RegistryError>(());
+            };
+            let result = execute(pool, settings, &run).await;
+            (on_done.lock().unwrap_or_else(PoisonError::into_inner))(&result);
+            results
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(result);
+        }
+    };
+    let workers = settings.registry.training_workers.max(1);
+    let outcomes = futures_util::future::join_all((0..workers).map(|_| claimer())).await;
+    outcomes.into_iter().collect::<Result<(), _>>()?;
+    Ok(results.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Loads a stored model; `None` when its format can no longer be read (it must be
