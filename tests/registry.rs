@@ -975,20 +975,27 @@ async fn the_prune_job_deletes_old_models_but_never_the_champions_nor_the_rollba
         .collect();
     assert_eq!(pruned, [4, 1], "newest first");
 
-    // Promoting a version without its model is refused with a message naming the setting.
-    let out = tokio::task::spawn_blocking({
+    // The operator's list says which versions lost their model.
+    let hygrocast = |args: Vec<String>| {
         let url = common::conninfo(&app.db.pg_config);
-        let v4 = ids[3];
-        move || {
+        tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
                 .env("HYGROCAST_DATABASE__URL", &url)
-                .args(["models", "promote", &v4.to_string()])
+                .args(args)
                 .output()
-                .expect("run models promote")
-        }
-    })
-    .await
-    .expect("join");
+                .expect("run hygrocast")
+        })
+    };
+    let out = hygrocast(vec!["models".into(), "list".into()])
+        .await
+        .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("(model deleted)").count(), 2, "{stdout}");
+
+    // Promoting a version without its model is refused with a message naming the setting.
+    let out = hygrocast(vec!["models".into(), "promote".into(), ids[3].to_string()])
+        .await
+        .expect("join");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("retention.models_kept"), "{stderr}");

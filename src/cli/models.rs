@@ -168,7 +168,10 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                             v.sensor,
                             format!("v{}", v.version),
                             v.algorithm,
-                            v.status,
+                            match v.model_pruned_at {
+                                Some(_) => format!("{} (model deleted)", v.status),
+                                None => v.status,
+                            },
                             f3(v.mase_1_24),
                             v.created_at.format("%Y-%m-%d %H:%M").to_string(),
                             v.status_reason,
