@@ -1104,3 +1104,63 @@ async fn hygrocast_train_all_uses_the_training_workers_too() {
     let spans = succeeded_spans(&app.client().await).await;
     assert!(overlapped(&spans), "the runs did not overlap: {spans:?}");
 }
+
+#[tokio::test]
+async fn a_run_whose_champion_changed_while_it_fitted_is_kept_unpromoted() {
+    let (app, id) = app_with_sensor("race-1", 30).await;
+    // v1 and v2 naive: equal scores promote the newer, so v2 serves.
+    let v1 = train(&app, id, Some(Algorithm::Naive)).await;
+    train(&app, id, Some(Algorithm::Naive)).await;
+    assert_eq!(champion(&app, id).await.map(|c| c.version), Some(2));
+    let v1 = v1.version_id.expect("v1");
+
+    // A third naive run would be promoted too; hold the sensor's lock so it waits at its
+    // commit, after its fit, and replace the champion meanwhile, as an operator or another
+    // run of the same sensor would.
+    let client = app.client().await;
+    let run_id = runs::enqueue(&client, id, Trigger::Manual, Some(Algorithm::Naive))
+        .await
+        .expect("enqueue");
+    let mut holder = app.pool.get().await.expect("client");
+    let tx = holder.transaction().await.expect("tx");
+    versions::lock_sensor(&*tx, id).await.expect("lock");
+    let run = tokio::spawn({
+        let (pool, settings) = (app.pool.clone(), app.settings.clone());
+        async move { trainer::run_claimed(&pool, &settings, "race", &[run_id], |_| {}).await }
+    });
+    let mut waiting = false;
+    for _ in 0..600 {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the run never reached its commit");
+    versions::set_champion(&*tx, id, v1, "manual", "an operator's choice")
+        .await
+        .expect("promote v1");
+    tx.commit().await.expect("commit");
+
+    let results = run.await.expect("join").expect("run");
+    let outcome = results[0].as_ref().expect("the run succeeded");
+    assert!(!outcome.promoted, "{outcome:?}");
+    assert!(
+        outcome.reason.contains("champion changed to v1"),
+        "{}",
+        outcome.reason
+    );
+    assert_eq!(champion(&app, id).await.map(|c| c.version), Some(1));
+    let v3 = versions::get(&client, outcome.version_id)
+        .await
+        .expect("v3");
+    assert_eq!((v3.version, v3.status.as_str()), (3, "challenger"));
+}

@@ -217,6 +217,23 @@ async fn execute_inner(
     let tx = client.transaction().await?;
     // Serialises version numbering and promotion per sensor.
     versions::lock_sensor(&*tx, run.sensor_id).await?;
+    // The comparison above is against the champion when the run began. Another run of the
+    // same sensor (a drift run beside the nightly one, on another worker or replica) may
+    // have replaced it meanwhile: then this version is kept, unpromoted, and the next run
+    // compares against the new champion.
+    let champion_now = versions::champion(&*tx, run.sensor_id).await?;
+    let (promote, reason) = match (&champion_now, &champion) {
+        (Some(now), Some(then)) if now.id == then.id => (promote, reason),
+        (None, None) => (promote, reason),
+        (now, _) => (
+            false,
+            format!(
+                "not compared: the champion changed to {} while this run was fitting",
+                now.as_ref()
+                    .map_or("none".to_string(), |c| format!("v{}", c.version))
+            ),
+        ),
+    };
     let version: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE sensor_id = $1",
