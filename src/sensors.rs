@@ -212,6 +212,45 @@ pub async fn rotate_token<C: GenericClient>(
     Ok(token)
 }
 
+/// What `edit` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SensorEdit {
+    pub rename: Option<SensorName>,
+    /// `Some(None)` clears the location.
+    pub location: Option<Option<String>>,
+}
+
+/// Renames a sensor or changes its location. Its token, readings, models and history stay
+/// with it (they belong to its id): devices keep posting with the same token, and only the
+/// URLs with its name change.
+pub async fn edit<C: GenericClient>(
+    client: &C,
+    name: &SensorName,
+    edit: &SensorEdit,
+) -> Result<Sensor, SensorError> {
+    let new_name = edit.rename.as_ref().map(SensorName::as_str);
+    let (set_location, location) = match &edit.location {
+        Some(l) => (true, l.clone()),
+        None => (false, None),
+    };
+    let sql = format!(
+        "UPDATE sensors SET name = coalesce($2, name), \
+         location = CASE WHEN $3 THEN $4 ELSE location END \
+         WHERE name = $1 RETURNING {SENSOR_COLUMNS}"
+    );
+    let row = client
+        .query_opt(&sql, &[&name.as_str(), &new_name, &set_location, &location])
+        .await
+        .map_err(|e| match (e.code(), new_name) {
+            (Some(&SqlState::UNIQUE_VIOLATION), Some(taken)) => {
+                SensorError::AlreadyExists(taken.to_string())
+            }
+            _ => SensorError::Db(e),
+        })?
+        .ok_or_else(|| SensorError::NotFound(name.to_string()))?;
+    sensor_from_row(&row)
+}
+
 /// Removes a sensor. Refuses while it has readings unless `purge`, which deletes them too.
 /// Returns how many readings were deleted.
 pub async fn remove(

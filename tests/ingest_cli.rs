@@ -456,3 +456,129 @@ async fn a_backup_restores_into_an_empty_database_where_the_sensors_tokens_still
         .collect();
     assert_eq!(values, vec![41.0, 42.0, 43.0, 44.0]);
 }
+
+#[tokio::test]
+async fn sensor_edit_renames_and_relocates_and_the_token_still_writes() {
+    let app = spawn_app().await;
+    let out = hygrocast(
+        &app,
+        &[
+            "sensor",
+            "add",
+            "--name",
+            "shelf-1",
+            "--location",
+            "hall",
+            "-q",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    assert_eq!(post_one(&app, &token, 41.0).await, 200);
+    let forecast_name = |path: &'static str| {
+        let app = &app;
+        async move {
+            let res = app.http.get(app.url(path)).send().await.expect("GET");
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            (status, body["sensor"].as_str().map(str::to_owned))
+        }
+    };
+    // Served once under the old name, so a cached forecast exists to go stale.
+    assert_eq!(
+        forecast_name("/api/v1/sensors/shelf-1/forecast").await,
+        (200, Some("shelf-1".into()))
+    );
+
+    let out = hygrocast(
+        &app,
+        &[
+            "sensor",
+            "edit",
+            "shelf-1",
+            "--rename",
+            "archive-shelf-1",
+            "--location",
+            "vault B",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("renamed sensor shelf-1 to archive-shelf-1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = hygrocast(&app, &["sensor", "list"]).await;
+    let table = stdout(&out);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("archive-shelf-1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.ends_with("vault B"), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("shelf-1 ")), "{table}");
+
+    // Once the server re-checks, the API answers under the new name only, and the
+    // forecast (unchanged: no reading since) names the sensor so.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        app.settings.registry.serve_recheck_ms + 100,
+    ))
+    .await;
+    assert_eq!(
+        forecast_name("/api/v1/sensors/shelf-1/forecast").await.0,
+        404
+    );
+    assert_eq!(
+        forecast_name("/api/v1/sensors/archive-shelf-1/forecast").await,
+        (200, Some("archive-shelf-1".into()))
+    );
+
+    // The device's token writes to the renamed sensor; its history came along.
+    assert_eq!(post_one(&app, &token, 42.0).await, 200);
+    let client = app.client().await;
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id WHERE s.name = 'archive-shelf-1'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 2);
+
+    // An empty location clears it; a taken or unknown name is refused, naming it.
+    let out = hygrocast(
+        &app,
+        &["sensor", "edit", "archive-shelf-1", "--location", ""],
+    )
+    .await;
+    assert!(stdout(&out).contains("location (none)"), "{}", stdout(&out));
+    let out = hygrocast(&app, &["sensor", "add", "--name", "shelf-2", "-q"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hygrocast(
+        &app,
+        &["sensor", "edit", "shelf-2", "--rename", "archive-shelf-1"],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("`archive-shelf-1` already exists"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hygrocast(&app, &["sensor", "edit", "nobody", "--location", "x"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no sensor named `nobody`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hygrocast(&app, &["sensor", "edit", "shelf-2"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("nothing to change"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use crate::cli::{with_database, CliError};
 use crate::config::Settings;
 use crate::domain::{SensorKind, SensorName};
-use crate::sensors::{self, NewSensor, SensorSummary};
+use crate::sensors::{self, NewSensor, SensorEdit, SensorSummary};
 
 #[derive(Debug, Subcommand)]
 pub enum SensorCommand {
@@ -39,6 +39,17 @@ pub enum SensorCommand {
         /// Print only the new token, on one line.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Rename a sensor or change its location. Its token, readings and models stay with it.
+    Edit {
+        #[arg(value_parser = parse_name)]
+        name: SensorName,
+        /// A new name: the sensor's pages and API URLs change, its token does not.
+        #[arg(long, value_parser = parse_name)]
+        rename: Option<SensorName>,
+        /// A new location (free text); an empty one clears it.
+        #[arg(long)]
+        location: Option<String>,
     },
     /// Remove a sensor. Refused while it has readings, unless --purge.
     Remove {
@@ -110,6 +121,30 @@ pub async fn run(command: SensorCommand, settings: Arc<Settings>) -> Result<(), 
                     println!("new token for {name}: {}", token.expose());
                     println!("The old token no longer works.");
                 }
+            }
+            SensorCommand::Edit {
+                name,
+                rename,
+                location,
+            } => {
+                if rename.is_none() && location.is_none() {
+                    return Err(CliError::Other(
+                        "nothing to change: give --rename NEW_NAME and/or --location TEXT".into(),
+                    ));
+                }
+                let edit = SensorEdit {
+                    rename,
+                    location: location.map(|l| Some(l.trim().to_owned()).filter(|l| !l.is_empty())),
+                };
+                let sensor = sensors::edit(&**client, &name, &edit).await?;
+                if sensor.name != name {
+                    println!("renamed sensor {name} to {}; its token is unchanged", sensor.name);
+                }
+                println!(
+                    "sensor {}: location {}",
+                    sensor.name,
+                    sensor.location.as_deref().unwrap_or("(none)")
+                );
             }
             SensorCommand::Remove { name, purge } => {
                 let deleted = sensors::remove(&mut client, &name, purge).await?;

@@ -63,14 +63,16 @@ struct CachedForecast {
     last_reading: DateTime<Utc>,
     model: ModelInfo,
     forecast: Arc<Forecast>,
-    /// The API's JSON of this forecast by number of steps, written once: a busy sensor's
-    /// forecast is read far more often than it changes.
-    json: Mutex<HashMap<usize, Bytes>>,
+    /// The API's JSON of this forecast by sensor name (the body names it, and a sensor
+    /// can be renamed) and number of steps, written once: a busy sensor's forecast is read
+    /// far more often than it changes.
+    json: Mutex<HashMap<(String, usize), Bytes>>,
 }
 
 impl CachedForecast {
     fn json(&self, sensor: &str, steps: usize) -> Result<Bytes, RegistryError> {
-        if let Some(body) = self.json.lock().ok().and_then(|m| m.get(&steps).cloned()) {
+        let key = (sensor.to_owned(), steps);
+        if let Some(body) = self.json.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(body);
         }
         let body = Bytes::from(
@@ -78,7 +80,7 @@ impl CachedForecast {
                 .map_err(|e| RegistryError::Corrupt(format!("forecast JSON: {e}")))?,
         );
         if let Ok(mut m) = self.json.lock() {
-            m.insert(steps, body.clone());
+            m.insert(key, body.clone());
         }
         Ok(body)
     }
