@@ -26,7 +26,7 @@ pub struct PruneReport {
     pub issued_before: Option<DateTime<Utc>>,
     /// Versions whose fitted model was deleted.
     pub models: u64,
-    /// The bytes of those models.
+    /// The bytes those models took in the database (compressed, as stored).
     pub model_bytes: u64,
     /// How many of each sensor's newest versions keep their model; 0 keeps all.
     pub models_kept: u32,
@@ -50,8 +50,8 @@ impl std::fmt::Display for PruneReport {
             0 => f.write_str("every version keeps its fitted model (retention.models_kept = 0)"),
             kept => write!(
                 f,
-                "deleted the fitted models of {} older versions ({:.1} MB), keeping each \
-                 sensor's newest {kept}, its champion and its rollback target",
+                "deleted the fitted models of {} older versions ({:.1} MB stored), keeping \
+                 each sensor's newest {kept}, its champion and its rollback target",
                 self.models,
                 self.model_bytes as f64 / 1e6
             ),
@@ -130,7 +130,7 @@ async fn prune_models(
                  JOIN model_versions c ON c.id = p.to_version_id AND c.status = 'champion' \
                  WHERE p.sensor_id = $1 ORDER BY p.id DESC LIMIT 1), \
              doomed AS ( \
-                 SELECT v.id, octet_length(v.model) AS bytes FROM model_versions v \
+                 SELECT v.id, pg_column_size(v.model) AS bytes FROM model_versions v \
                  WHERE v.sensor_id = $1 AND v.model IS NOT NULL AND v.status <> 'champion' \
                    AND v.version <= (SELECT max(version) FROM model_versions WHERE sensor_id = $1) - $2 \
                    AND v.id NOT IN (SELECT id FROM rollback_target WHERE id IS NOT NULL)), \
