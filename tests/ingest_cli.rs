@@ -42,6 +42,18 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `hygrocast sensor add --quiet <args>`, which must succeed: the new sensor's token.
+async fn add_sensor(app: &TestApp, args: &[&str]) -> String {
+    let args: Vec<&str> = ["sensor", "add", "--quiet"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    let out = hygrocast(app, &args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
 async fn post_one(app: &TestApp, token: &str, value: f64) -> u16 {
     app.http
         .post(app.url("/api/v1/readings"))
@@ -194,9 +206,7 @@ async fn simulate_backfills_reproducibly_in_every_format() {
     let mut all = Vec::new();
     for format in ["json", "senml", "line"] {
         let name = format!("sim-{format}");
-        let out = hygrocast(&app, &["sensor", "add", "--name", &name, "--quiet"]).await;
-        assert!(out.status.success(), "{}", stderr(&out));
-        let token = stdout(&out).trim().to_owned();
+        let token = add_sensor(&app, &["--name", &name]).await;
         let out = hygrocast(
             &app,
             &[
@@ -367,9 +377,7 @@ async fn table_count(db: &TestDatabase) -> i64 {
 #[tokio::test]
 async fn a_backup_restores_into_an_empty_database_where_the_sensors_tokens_still_work() {
     let app = spawn_app().await;
-    let out = hygrocast(&app, &["sensor", "add", "--name", "cellar", "--quiet"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out).trim().to_owned();
+    let token = add_sensor(&app, &["--name", "cellar"]).await;
     let base = Utc::now().timestamp() - 3600;
     let batch: Vec<String> = (0..3)
         .map(|i| format!(r#"{{"ts": {}, "value": {}}}"#, base + i * 60, 41 + i))
@@ -460,21 +468,7 @@ async fn a_backup_restores_into_an_empty_database_where_the_sensors_tokens_still
 #[tokio::test]
 async fn sensor_edit_renames_and_relocates_and_the_token_still_writes() {
     let app = spawn_app().await;
-    let out = hygrocast(
-        &app,
-        &[
-            "sensor",
-            "add",
-            "--name",
-            "shelf-1",
-            "--location",
-            "hall",
-            "-q",
-        ],
-    )
-    .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out).trim().to_owned();
+    let token = add_sensor(&app, &["--name", "shelf-1", "--location", "hall"]).await;
     assert_eq!(post_one(&app, &token, 41.0).await, 200);
     let forecast_name = |path: &'static str| {
         let app = &app;
@@ -554,8 +548,7 @@ async fn sensor_edit_renames_and_relocates_and_the_token_still_writes() {
     )
     .await;
     assert!(stdout(&out).contains("location (none)"), "{}", stdout(&out));
-    let out = hygrocast(&app, &["sensor", "add", "--name", "shelf-2", "-q"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    add_sensor(&app, &["--name", "shelf-2"]).await;
     let out = hygrocast(
         &app,
         &["sensor", "edit", "shelf-2", "--rename", "archive-shelf-1"],

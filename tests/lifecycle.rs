@@ -55,6 +55,15 @@ fn hygrocast(dir: &Path, port: u16) -> Command {
     cmd
 }
 
+/// `hygrocast migrate` in `dir`, with `PATH` replaced when given.
+fn migrate(dir: &Path, path: Option<&str>) -> Output {
+    let mut cmd = hygrocast(dir, free_port());
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    cmd.arg("migrate").output().expect("migrate")
+}
+
 fn spawn_serve(dir: &Path, port: u16) -> Child {
     hygrocast(dir, port)
         .arg("serve")
@@ -180,10 +189,7 @@ fn serve_runs_its_own_postgres_stops_it_on_ctrl_c_and_reuses_the_data() {
 #[test]
 fn a_command_without_serve_starts_the_cluster_for_its_duration_only() {
     let work = Workdir::new();
-    let out = hygrocast(&work.0, free_port())
-        .arg("migrate")
-        .output()
-        .expect("migrate");
+    let out = migrate(&work.0, None);
     assert!(
         out.status.success(),
         "{}",
@@ -199,10 +205,7 @@ fn a_command_without_serve_starts_the_cluster_for_its_duration_only() {
 #[test]
 fn a_stale_pid_file_from_a_crash_is_handled() {
     let work = Workdir::new();
-    let out = hygrocast(&work.0, free_port())
-        .arg("migrate")
-        .output()
-        .expect("migrate");
+    let out = migrate(&work.0, None);
     assert!(
         out.status.success(),
         "{}",
@@ -211,10 +214,7 @@ fn a_stale_pid_file_from_a_crash_is_handled() {
     // Fake a crash: a pid file naming a process that does not exist.
     let pidfile = work.data().join("pg/postmaster.pid");
     std::fs::write(&pidfile, "999999\n/nowhere\n").expect("write stale pid file");
-    let out = hygrocast(&work.0, free_port())
-        .arg("migrate")
-        .output()
-        .expect("migrate again");
+    let out = migrate(&work.0, None);
     assert!(
         out.status.success(),
         "{}",
@@ -333,10 +333,7 @@ fn an_existing_cluster_is_run_by_the_postgres_version_that_created_it() {
     use std::os::unix::fs::PermissionsExt;
     let work = Workdir::new();
     // The cluster is created with what is installed now.
-    let out = hygrocast(&work.0, free_port())
-        .arg("migrate")
-        .output()
-        .expect("migrate");
+    let out = migrate(&work.0, None);
     assert!(
         out.status.success(),
         "{}",
@@ -364,11 +361,7 @@ fn an_existing_cluster_is_run_by_the_postgres_version_that_created_it() {
         newer.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = hygrocast(&work.0, free_port())
-        .env("PATH", &path)
-        .arg("migrate")
-        .output()
-        .expect("migrate");
+    let out = migrate(&work.0, Some(&path));
     assert!(
         out.status.success(),
         "the cluster's own version runs it: {}",
@@ -379,11 +372,7 @@ fn an_existing_cluster_is_run_by_the_postgres_version_that_created_it() {
     let old = Workdir::new();
     std::fs::create_dir_all(old.data().join("pg")).expect("mkdir");
     std::fs::write(old.data().join("pg").join("PG_VERSION"), "9.4\n").expect("write");
-    let out = hygrocast(&old.0, free_port())
-        .env("PATH", &path)
-        .arg("migrate")
-        .output()
-        .expect("migrate");
+    let out = migrate(&old.0, Some(&path));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for needle in [

@@ -90,8 +90,6 @@ impl ProcessStats {
     }
 }
 
-/// Parses `/proc/<pid>/stat` (proc(5)). The command name (field 2) is in parentheses and
-/// may itself hold spaces and parentheses, so fields are counted from its last `)`.
 /// When the system booted (unix seconds): fixed while the process lives, so `/proc/stat`,
 /// a file that grows with the number of CPUs, is read once and not on every scrape.
 fn boot_time() -> Option<f64> {
@@ -107,6 +105,8 @@ fn boot_time() -> Option<f64> {
     })
 }
 
+/// Parses `/proc/<pid>/stat` (proc(5)). The command name (field 2) is in parentheses and
+/// may itself hold spaces and parentheses, so fields are counted from its last `)`.
 fn parse_stat(stat: &str, ticks: f64, page: f64, boot_time: f64) -> Option<ProcessStats> {
     let rest = &stat[stat.rfind(')')? + 1..];
     // After the name: field 3 (state) is index 0.

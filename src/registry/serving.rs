@@ -63,24 +63,40 @@ struct CachedForecast {
     last_reading: DateTime<Utc>,
     model: ModelInfo,
     forecast: Arc<Forecast>,
-    /// The API's JSON of this forecast by sensor name (the body names it, and a sensor
-    /// can be renamed) and number of steps, written once: a busy sensor's forecast is read
-    /// far more often than it changes.
-    json: Mutex<HashMap<(String, usize), Bytes>>,
+    /// The API's JSON of this forecast by number of steps, written once: a busy sensor's
+    /// forecast is read far more often than it changes. The body names the sensor, which
+    /// can be renamed, so the bodies are kept for the name they were written for.
+    json: Mutex<CachedJson>,
+}
+
+#[derive(Default)]
+struct CachedJson {
+    sensor: String,
+    by_steps: HashMap<usize, Bytes>,
 }
 
 impl CachedForecast {
     fn json(&self, sensor: &str, steps: usize) -> Result<Bytes, RegistryError> {
-        let key = (sensor.to_owned(), steps);
-        if let Some(body) = self.json.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        let cached = self.json.lock().ok().and_then(|c| {
+            (c.sensor == sensor)
+                .then(|| c.by_steps.get(&steps).cloned())
+                .flatten()
+        });
+        if let Some(body) = cached {
             return Ok(body);
         }
         let body = Bytes::from(
             serde_json::to_vec(&served(sensor, self, steps))
                 .map_err(|e| RegistryError::Corrupt(format!("forecast JSON: {e}")))?,
         );
-        if let Ok(mut m) = self.json.lock() {
-            m.insert(key, body.clone());
+        if let Ok(mut c) = self.json.lock() {
+            if c.sensor != sensor {
+                *c = CachedJson {
+                    sensor: sensor.to_owned(),
+                    by_steps: HashMap::new(),
+                };
+            }
+            c.by_steps.insert(steps, body.clone());
         }
         Ok(body)
     }

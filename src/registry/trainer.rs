@@ -222,18 +222,16 @@ async fn execute_inner(
     // have replaced it meanwhile: then this version is kept, unpromoted, and the next run
     // compares against the new champion.
     let champion_now = versions::champion(&*tx, run.sensor_id).await?;
-    let (promote, reason) = match (&champion_now, &champion) {
-        (Some(now), Some(then)) if now.id == then.id => (promote, reason),
-        (None, None) => (promote, reason),
-        (now, _) => (
-            false,
-            format!(
-                "not compared: the champion changed to {} while this run was fitting",
-                now.as_ref()
-                    .map_or("none".to_string(), |c| format!("v{}", c.version))
-            ),
-        ),
-    };
+    let (promote, reason) =
+        if champion_now.as_ref().map(|c| c.id) == champion.as_ref().map(|c| c.id) {
+            (promote, reason)
+        } else {
+            let now = champion_now.map_or("none".to_string(), |c| format!("v{}", c.version));
+            (
+                false,
+                format!("not compared: the champion changed to {now} while this run was fitting"),
+            )
+        };
     let version: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE sensor_id = $1",
