@@ -19,9 +19,6 @@ use crate::registry::{
     monitor, retention, runs, serving::ForecastCache, trainer, RegistryError, Trigger,
 };
 
-/// A run still `running` after this long belongs to a process that is gone.
-const ABANDONED_AFTER_SECS: i64 = 6 * 3600;
-
 /// Scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -155,9 +152,9 @@ pub async fn fire(
 /// would otherwise pile up runs behind it.
 pub async fn enqueue_retrain(bg: &Background) -> Result<Vec<i64>, RegistryError> {
     let client = bg.pool.get().await?;
-    // Runs whose process died mid-fit would block nothing, but would stay "running"
-    // forever; close them so the record is true.
-    let abandoned = runs::fail_abandoned(&**client, ABANDONED_AFTER_SECS).await?;
+    // A run whose process died mid-fit would keep its sensor out of this job until a
+    // worker's next claim closed it; close it here so the sensor is queued now.
+    let abandoned = runs::fail_abandoned(&**client, runs::LEASE_SECS).await?;
     if abandoned > 0 {
         tracing::warn!(abandoned, "marked abandoned training runs as failed");
     }

@@ -1164,3 +1164,183 @@ async fn a_run_whose_champion_changed_while_it_fitted_is_kept_unpromoted() {
         .expect("v3");
     assert_eq!((v3.version, v3.status.as_str()), (3, "challenger"));
 }
+
+/// Queues a run for `sensor` directly (unlike `runs::enqueue`, which joins an already
+/// queued one), as several triggers on several replicas could.
+async fn queue_raw(client: &tokio_postgres::Client, sensor: i64) -> i64 {
+    client
+        .query_one(
+            "INSERT INTO training_runs (sensor_id, trigger) VALUES ($1, 'manual') RETURNING id",
+            &[&sensor],
+        )
+        .await
+        .expect("queue")
+        .get(0)
+}
+
+async fn run_status(client: &tokio_postgres::Client, run: i64) -> (String, Option<String>) {
+    let row = client
+        .query_one(
+            "SELECT status, error FROM training_runs WHERE id = $1",
+            &[&run],
+        )
+        .await
+        .expect("run");
+    (row.get(0), row.get(1))
+}
+
+async fn claim(client: &tokio_postgres::Client, instance: &str) -> Option<(i64, i64)> {
+    runs::claim_next(client, instance, None)
+        .await
+        .expect("claim")
+        .map(|r| (r.id, r.sensor_id))
+}
+
+#[tokio::test]
+async fn claims_pass_over_a_sensor_that_is_being_trained() {
+    let (app, a) = app_with_sensor("busy-1", 3).await;
+    let client = app.client().await;
+    let b = insert_sensor(&client, "busy-2").await;
+    let (a1, a2, b1) = (
+        queue_raw(&client, a).await,
+        queue_raw(&client, a).await,
+        queue_raw(&client, b).await,
+    );
+    assert_eq!(claim(&client, "w1").await, Some((a1, a)));
+    // a2 is older than b1, but its sensor is being trained.
+    assert_eq!(claim(&client, "w2").await, Some((b1, b)));
+    assert_eq!(claim(&client, "w3").await, None);
+    runs::mark_failed(&client, a1, "done")
+        .await
+        .expect("finish");
+    assert_eq!(claim(&client, "w3").await, Some((a2, a)));
+}
+
+#[tokio::test]
+async fn concurrent_claims_start_one_run_per_sensor() {
+    let (app, a) = app_with_sensor("many-1", 3).await;
+    let client = app.client().await;
+    for _ in 0..8 {
+        queue_raw(&client, a).await;
+    }
+    let claims = (0..8).map(|i| {
+        let pool = app.pool.clone();
+        async move {
+            let client = pool.get().await.expect("client");
+            runs::claim_next(&**client, &format!("w{i}"), None).await
+        }
+    });
+    let claimed = futures_util::future::join_all(claims).await;
+    let won: Vec<_> = claimed
+        .into_iter()
+        .filter_map(|c| c.expect("a claim never fails"))
+        .collect();
+    assert_eq!(won.len(), 1, "{won:?}");
+    let running: i64 = client
+        .query_one(
+            "SELECT count(*) FROM training_runs WHERE status = 'running'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(running, 1);
+}
+
+#[tokio::test]
+async fn a_run_whose_process_died_loses_its_lease_and_its_sensor_is_trained_again() {
+    let (app, a) = app_with_sensor("lease-1", 3).await;
+    let client = app.client().await;
+    let dead = queue_raw(&client, a).await;
+    let next = queue_raw(&client, a).await;
+    assert_eq!(claim(&client, "gone").await, Some((dead, a)));
+    // Within its lease the run is left alone and its sensor waits.
+    let within = runs::LEASE_SECS - 30;
+    client
+        .execute(
+            "UPDATE training_runs SET heartbeat_at = now() - make_interval(secs => $2) WHERE id = $1",
+            &[&dead, &(within as f64)],
+        )
+        .await
+        .expect("age");
+    assert_eq!(claim(&client, "alive").await, None);
+    assert_eq!(run_status(&client, dead).await.0, "running");
+    // Its process stopped beating longer ago than the lease: closed, and the next run of
+    // its sensor is claimed in the same call.
+    client
+        .execute(
+            "UPDATE training_runs SET heartbeat_at = now() - make_interval(secs => $2) WHERE id = $1",
+            &[&dead, &((runs::LEASE_SECS + 30) as f64)],
+        )
+        .await
+        .expect("age");
+    assert_eq!(claim(&client, "alive").await, Some((next, a)));
+    let (status, error) = run_status(&client, dead).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("abandoned"));
+}
+
+#[tokio::test]
+async fn a_heartbeat_renews_the_lease_until_it_is_dropped() {
+    let (app, a) = app_with_sensor("beat-1", 3).await;
+    let client = app.client().await;
+    let run = queue_raw(&client, a).await;
+    claim(&client, "w").await.expect("claimed");
+    let set_old = "UPDATE training_runs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1";
+    let beat_age =
+        "SELECT extract(epoch FROM now() - heartbeat_at)::float8 FROM training_runs WHERE id = $1";
+    client.execute(set_old, &[&run]).await.expect("age");
+    let beat = runs::Heartbeat::start(app.pool.clone(), run, Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let secs: f64 = client
+        .query_one(beat_age, &[&run])
+        .await
+        .expect("age")
+        .get(0);
+    assert!(
+        secs < 60.0,
+        "the heartbeat did not renew the lease: {secs} s old"
+    );
+    drop(beat);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.execute(set_old, &[&run]).await.expect("age");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let secs: f64 = client
+        .query_one(beat_age, &[&run])
+        .await
+        .expect("age")
+        .get(0);
+    assert!(
+        secs > 3000.0,
+        "a dropped heartbeat still beats: {secs} s old"
+    );
+}
+
+#[tokio::test]
+async fn hygrocast_train_waits_for_a_sensor_another_process_is_training() {
+    let (app, a) = app_with_sensor("wait-1", 30).await;
+    let client = app.client().await;
+    let other = queue_raw(&client, a).await;
+    assert_eq!(claim(&client, "server").await, Some((other, a)));
+    let mine = runs::enqueue(&client, a, Trigger::Manual, Some(Algorithm::Naive))
+        .await
+        .expect("enqueue");
+    let cli = tokio::spawn({
+        let (pool, settings) = (app.pool.clone(), app.settings.clone());
+        async move { trainer::run_claimed(&pool, &settings, "cli", &[mine], |_| {}).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!cli.is_finished(), "the CLI gave up on a run still queued");
+    assert_eq!(run_status(&client, mine).await.0, "queued");
+    runs::mark_failed(&client, other, "the server's fit ended")
+        .await
+        .expect("finish");
+    let results = tokio::time::timeout(Duration::from_secs(120), cli)
+        .await
+        .expect("the CLI went on once the sensor was free")
+        .expect("join")
+        .expect("run");
+    assert_eq!(results.len(), 1);
+    assert!(results[0].is_ok(), "{results:?}");
+    assert_eq!(run_status(&client, mine).await.0, "succeeded");
+}

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_registry.sql"),
     migration!(3, "0003_admin_sessions.sql"),
     migration!(4, "0004_model_retention.sql"),
+    migration!(5, "0005_run_leases.sql"),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrators.

@@ -1,11 +1,27 @@
 //! Training runs: a durable queue in PostgreSQL and the record of what each run did.
+//!
+//! A claimed run holds a lease: its worker records a heartbeat every [`HEARTBEAT_EVERY`],
+//! and a run whose heartbeat is older than [`LEASE_SECS`] belongs to a process that is
+//! gone. At most one run per sensor is `running` (a unique index says so), so claims pass
+//! over the queued runs of a sensor that is being trained.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 
 use super::{RegistryError, Trigger};
 use crate::forecast::Algorithm;
+
+/// How often the worker executing a run records that it still is.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+
+/// A run whose last heartbeat is older than this was abandoned: six missed beats, so a
+/// slow database or a busy machine does not cost a live run its lease.
+pub const LEASE_SECS: i64 = 180;
 
 /// A run claimed by this process, ready to execute.
 #[derive(Debug, Clone)]
@@ -99,24 +115,44 @@ pub async fn enqueue(
     Ok(row.get(0))
 }
 
-/// Claims the oldest queued run (optionally only among `only`), marking it running.
-/// Concurrent claimers skip rows others hold, so each run executes once.
+/// Claims the oldest queued run (optionally only among `only`) whose sensor is not being
+/// trained, marking it running. Runs abandoned by a process that is gone are closed
+/// first, so they hold up nothing. Concurrent claimers skip rows others hold, so each run
+/// executes once.
 pub async fn claim_next(
     client: &impl GenericClient,
     instance: &str,
     only: Option<&[i64]>,
 ) -> Result<Option<ClaimedRun>, RegistryError> {
+    let abandoned = fail_abandoned(client, LEASE_SECS).await?;
+    if abandoned > 0 {
+        tracing::warn!(abandoned, "closed training runs whose process stopped");
+    }
     let ids: Option<Vec<i64>> = only.map(<[i64]>::to_vec);
-    let row = client
-        .query_opt(
-            "UPDATE training_runs SET status = 'running', started_at = now(), claimed_by = $1 \
-             WHERE id = (SELECT id FROM training_runs WHERE status = 'queued' \
-                         AND ($2::bigint[] IS NULL OR id = ANY($2)) \
-                         ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) \
-             RETURNING id, sensor_id, trigger, requested",
-            &[&instance, &ids],
-        )
-        .await?;
+    // Two claimers may pick two queued runs of one sensor at once; the unique index on
+    // running runs lets one win, and the other looks again, now seeing the sensor busy.
+    let mut attempts = 0;
+    let row = loop {
+        let claimed = client
+            .query_opt(
+                "UPDATE training_runs SET status = 'running', started_at = now(), \
+                 heartbeat_at = now(), claimed_by = $1 \
+                 WHERE id = (SELECT q.id FROM training_runs q WHERE q.status = 'queued' \
+                             AND ($2::bigint[] IS NULL OR q.id = ANY($2)) \
+                             AND NOT EXISTS (SELECT 1 FROM training_runs w \
+                                             WHERE w.sensor_id = q.sensor_id AND w.status = 'running') \
+                             ORDER BY q.id FOR UPDATE SKIP LOCKED LIMIT 1) \
+                 RETURNING id, sensor_id, trigger, requested",
+                &[&instance, &ids],
+            )
+            .await;
+        match claimed {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && attempts < 3 => {
+                attempts += 1;
+            }
+            other => break other?,
+        }
+    };
     let Some(row) = row else { return Ok(None) };
     let trigger: String = row.get(2);
     let requested: Option<String> = row.get(3);
@@ -126,6 +162,59 @@ pub async fn claim_next(
         trigger: trigger.parse()?,
         requested: requested.as_deref().and_then(|r| r.parse().ok()),
     }))
+}
+
+/// Those of `ids` still waiting in the queue.
+pub async fn queued_among(
+    client: &impl GenericClient,
+    ids: &[i64],
+) -> Result<Vec<i64>, RegistryError> {
+    let rows = client
+        .query(
+            "SELECT id FROM training_runs WHERE id = ANY($1) AND status = 'queued' ORDER BY id",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Keeps a claimed run's lease while it executes: records a heartbeat every `every`
+/// until dropped.
+pub struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    pub fn start(pool: Pool, run_id: i64, every: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate, and the claim has just set the heartbeat.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let beat = async {
+                    let client = pool.get().await?;
+                    client
+                        .execute(
+                            "UPDATE training_runs SET heartbeat_at = now() \
+                             WHERE id = $1 AND status = 'running'",
+                            &[&run_id],
+                        )
+                        .await?;
+                    Ok::<(), RegistryError>(())
+                }
+                .await;
+                if let Err(e) = beat {
+                    tracing::warn!(run = run_id, error = %e, "could not record the training run's heartbeat");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Records a failure. The champion is never touched by a failed run.
@@ -190,7 +279,7 @@ pub async fn requeue_unfinished(
         .await?)
 }
 
-/// Runs stuck in `running` longer than `older_than_secs` (their process died) are
+/// Runs `running` without a heartbeat for `older_than_secs` (their process died) are
 /// marked failed so the sensor can be trained again.
 pub async fn fail_abandoned(
     client: &impl GenericClient,
@@ -200,7 +289,8 @@ pub async fn fail_abandoned(
         .execute(
             "UPDATE training_runs SET status = 'failed', finished_at = now(), \
              error = 'abandoned: the process running it stopped' \
-             WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::float8)",
+             WHERE status = 'running' \
+             AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $1::float8)",
             &[&(older_than_secs as f64)],
         )
         .await?)

@@ -86,7 +86,9 @@ pub async fn execute(
     run: &ClaimedRun,
 ) -> Result<RunOutcome, RegistryError> {
     let started = Instant::now();
+    let heartbeat = runs::Heartbeat::start(pool.clone(), run.id, runs::HEARTBEAT_EVERY);
     let result = execute_inner(pool, settings, run, started).await;
+    drop(heartbeat);
     crate::metrics::training_run(
         if result.is_ok() {
             "succeeded"
@@ -217,10 +219,10 @@ async fn execute_inner(
     let tx = client.transaction().await?;
     // Serialises version numbering and promotion per sensor.
     versions::lock_sensor(&*tx, run.sensor_id).await?;
-    // The comparison above is against the champion when the run began. Another run of the
-    // same sensor (a drift run beside the nightly one, on another worker or replica) may
-    // have replaced it meanwhile: then this version is kept, unpromoted, and the next run
-    // compares against the new champion.
+    // The comparison above is against the champion when the run began. An operator's
+    // promote or rollback (or a run of this sensor whose process was wrongly thought gone)
+    // may have replaced it meanwhile: then this version is kept, unpromoted, and the next
+    // run compares against the new champion.
     let champion_now = versions::champion(&*tx, run.sensor_id).await?;
     let (promote, reason) =
         if champion_now.as_ref().map(|c| c.id) == champion.as_ref().map(|c| c.id) {
@@ -460,13 +462,30 @@ pub async fn run_claimed(
     let on_done = Mutex::new(on_done);
     let results = Mutex::new(Vec::new());
     let claimer = || async {
+        let mut warned = false;
         loop {
             let claimed = {
                 let client = pool.get().await?;
                 runs::claim_next(&**client, instance, Some(run_ids)).await?
             };
             let Some(run) = claimed else {
-                return Ok::<(), RegistryError>(());
+                // A run still queued now waits for its sensor: another process is training
+                // it (or died doing so, and the lease will say so within minutes).
+                let client = pool.get().await?;
+                let waiting = runs::queued_among(&**client, run_ids).await?;
+                drop(client);
+                if waiting.is_empty() {
+                    return Ok::<(), RegistryError>(());
+                }
+                if !warned {
+                    tracing::warn!(
+                        runs = ?waiting,
+                        "waiting: another process is training the sensor of these runs"
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
             };
             let result = execute(pool, settings, &run).await;
             (on_done.lock().unwrap_or_else(PoisonError::into_inner))(&result);
