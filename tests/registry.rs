@@ -1344,3 +1344,47 @@ async fn hygrocast_train_waits_for_a_sensor_another_process_is_training() {
     assert!(results[0].is_ok(), "{results:?}");
     assert_eq!(run_status(&client, mine).await.0, "succeeded");
 }
+
+#[tokio::test]
+async fn the_models_api_pages_through_a_sensors_versions() {
+    let (app, id) = app_with_sensor("pages-1", 30).await;
+    for _ in 0..5 {
+        train(&app, id, Some(Algorithm::Naive)).await;
+    }
+    let numbers = |page: &serde_json::Value| -> Vec<i64> {
+        page["versions"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|v| v["version"].as_i64()).collect())
+            .unwrap_or_default()
+    };
+    let all = app.get_json("/api/v1/sensors/pages-1/models").await;
+    assert_eq!(numbers(&all), [5, 4, 3, 2, 1]);
+    assert!(all["next_before"].is_null(), "{}", all["next_before"]);
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/sensors/pages-1/models?limit=2".to_string();
+    for _ in 0..5 {
+        let page = app.get_json(&path).await;
+        seen.extend(numbers(&page));
+        match page["next_before"].as_i64() {
+            Some(before) => {
+                path = format!("/api/v1/sensors/pages-1/models?limit=2&before={before}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, [5, 4, 3, 2, 1]);
+
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=two",
+        "before=0",
+        "before=-3",
+    ] {
+        let res = app
+            .get(&format!("/api/v1/sensors/pages-1/models?{bad}"))
+            .await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+}

@@ -89,6 +89,34 @@ pub async fn list(
     Ok(rows.iter().map(version_from_row).collect())
 }
 
+/// A page of one sensor's versions, newest first: those numbered below `before` (all when
+/// `None`), at most `limit`, and whether older ones remain.
+pub async fn page(
+    client: &impl GenericClient,
+    sensor_id: i64,
+    before: Option<i32>,
+    limit: i64,
+) -> Result<(Vec<VersionRecord>, bool), RegistryError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM model_versions v JOIN sensors s ON s.id = v.sensor_id \
+                 WHERE v.sensor_id = $1 AND ($2::integer IS NULL OR v.version < $2) \
+                 ORDER BY v.version DESC LIMIT $3"
+            ),
+            &[&sensor_id, &before, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    Ok((
+        rows.iter()
+            .take(limit as usize)
+            .map(version_from_row)
+            .collect(),
+        more,
+    ))
+}
+
 pub async fn get(
     client: &impl GenericClient,
     version_id: i64,

@@ -67,6 +67,21 @@ pub async fn forecast(
         .body(body))
 }
 
+/// Paging through a sensor's versions, newest first.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModelsQuery {
+    /// Only versions numbered below this one: the previous page's `next_before`.
+    #[param(minimum = 1, example = 120)]
+    pub before: Option<i32>,
+    /// Most versions in the page, 1–1000. Default: 200.
+    #[param(minimum = 1, maximum = 1000, example = 50)]
+    pub limit: Option<i64>,
+}
+
+const DEFAULT_VERSIONS_PAGE: i64 = 200;
+const MAX_VERSIONS_PAGE: i64 = 1000;
+
 /// One live score with the time it was computed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoredAt {
@@ -80,7 +95,11 @@ pub struct SensorModels {
     pub sensor: String,
     /// The version serving forecasts; none until the first training run succeeds.
     pub champion: Option<VersionRecord>,
+    /// Newest first: a page of at most `limit` versions (see `next_before`).
     pub versions: Vec<VersionRecord>,
+    /// When older versions remain: pass this as `before` for the next page.
+    pub next_before: Option<i32>,
+    /// The newest 200 promotions.
     pub promotions: Vec<PromotionRecord>,
     pub runs: Vec<RunRecord>,
     pub live_scores: Vec<ScoredAt>,
@@ -91,9 +110,10 @@ pub struct SensorModels {
     get,
     path = "/api/v1/sensors/{name}/models",
     tag = "models",
-    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1")),
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1"), ModelsQuery),
     responses(
         (status = 200, description = "Champion, versions, promotions, recent runs and live scores", body = SensorModels),
+        (status = 400, description = "Bad `before` or `limit`", body = ErrorBody),
         (status = 404, description = "Unknown sensor", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -101,12 +121,25 @@ pub struct SensorModels {
 pub async fn sensor_models(
     state: web::Data<AppState>,
     name: web::Path<String>,
+    query: web::Query<ModelsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = sensor_in_path(&name)?;
+    let limit = query.limit.unwrap_or(DEFAULT_VERSIONS_PAGE);
+    if !(1..=MAX_VERSIONS_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1–{MAX_VERSIONS_PAGE}, got {limit}"
+        )));
+    }
+    if let Some(before) = query.before.filter(|b| *b < 1) {
+        return Err(ApiError::BadRequest(format!(
+            "before must be a version number (1 or more), got {before}"
+        )));
+    }
     let client = state.pool.get().await?;
     let sensor_id = versions::sensor_id(&**client, name.as_str()).await?;
     let champion = versions::champion(&**client, sensor_id).await?;
-    let all = versions::list(&**client, Some(sensor_id), 200).await?;
+    let (page, more) = versions::page(&**client, sensor_id, query.before, limit).await?;
+    let next_before = page.last().filter(|_| more).map(|v| v.version);
     let promotions = versions::promotions(&**client, Some(sensor_id), 200).await?;
     let runs = runs::list(&**client, Some(sensor_id), 50).await?;
     let live_scores = monitor::recent_scores(&**client, sensor_id, 20)
@@ -117,7 +150,8 @@ pub async fn sensor_models(
     Ok(HttpResponse::Ok().json(SensorModels {
         sensor: name.into(),
         champion,
-        versions: all,
+        versions: page,
+        next_before,
         promotions,
         runs,
         live_scores,
