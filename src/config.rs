@@ -245,6 +245,10 @@ pub struct RetentionSettings {
     /// not the model (about 200 KB each, one a day with the default retrain). The champion
     /// and the version a rollback would restore always keep theirs.
     pub models_kept: u32,
+    /// Days a reading is kept; 0 keeps every one. At least `forecast.train_days`, so
+    /// training always sees the history it asks for. A run whose data is partly deleted
+    /// keeps its record and digest, but `hygrocast export` can no longer reproduce it.
+    pub readings_days: u32,
 }
 
 impl RetentionSettings {
@@ -258,6 +262,7 @@ impl Default for RetentionSettings {
         Self {
             issued_forecast_days: 30,
             models_kept: 30,
+            readings_days: 0,
         }
     }
 }
@@ -559,6 +564,17 @@ impl Settings {
                     "must be 0 (keep all) or at least {}: the monitor scores the last {} days",
                     RetentionSettings::MIN_ISSUED_FORECAST_DAYS,
                     RetentionSettings::MIN_ISSUED_FORECAST_DAYS
+                ),
+            ));
+        }
+        let readings = self.retention.readings_days;
+        if readings != 0 && readings < self.forecast.train_days {
+            return Err(invalid(
+                "retention.readings_days",
+                format!(
+                    "must be 0 (keep all) or at least forecast.train_days ({}): training reads \
+                     that much history",
+                    self.forecast.train_days
                 ),
             ));
         }

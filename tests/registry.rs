@@ -887,21 +887,8 @@ async fn hygrocast_prune_keeps_everything_when_retention_is_off() {
     let prune = |keep_days: &'static str| {
         let url = url.clone();
         async move {
-            let out = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
-                    .env("HYGROCAST_DATABASE__URL", &url)
-                    .env("HYGROCAST_RETENTION__ISSUED_FORECAST_DAYS", keep_days)
-                    .arg("prune")
-                    .output()
-                    .expect("run prune")
-            })
-            .await
-            .expect("join");
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
+            let keep = [("HYGROCAST_RETENTION__ISSUED_FORECAST_DAYS", keep_days)];
+            hygrocast_cli(&url, &["prune"], &keep).await
         }
     };
     let (ok, stdout, stderr) = prune("0").await;
@@ -1387,4 +1374,99 @@ async fn the_models_api_pages_through_a_sensors_versions() {
             .await;
         assert_eq!(res.status(), 400, "{bad}");
     }
+}
+
+async fn readings_count(client: &tokio_postgres::Client, sensor: i64, older_than_days: i32) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM readings WHERE sensor_id = $1 \
+             AND ts < now() - make_interval(days => $2)",
+            &[&sensor, &older_than_days],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// Runs the hygrocast binary on the test's database: (succeeded, stdout, stderr).
+async fn hygrocast_cli(url: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let url = url.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hygrocast"))
+            .env("HYGROCAST_DATABASE__URL", &url)
+            .envs(env)
+            .args(args)
+            .output()
+            .expect("run hygrocast")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn readings_past_their_retention_are_deleted_in_batches_and_export_says_why() {
+    let (app, id) = app_with_sensor("aged-1", 30).await;
+    let run = train(&app, id, Some(Algorithm::Naive)).await;
+    let client = app.client().await;
+    let total = readings_count(&client, id, 0).await;
+    let old = readings_count(&client, id, 20).await;
+    assert!(old > 200 && total > old, "{old} of {total}");
+
+    // Several batches, each its own statement, and nothing newer than the cutoff.
+    let cutoff = Utc::now() - Days::days(25);
+    let older_than_25 = readings_count(&client, id, 25).await;
+    let deleted = retention::delete_readings_before(&client, id, cutoff, 7)
+        .await
+        .expect("delete");
+    assert_eq!(deleted as i64, older_than_25);
+    assert_eq!(readings_count(&client, id, 25).await, 0);
+    assert_eq!(readings_count(&client, id, 0).await, total - older_than_25);
+
+    let url = common::conninfo(&app.db.pg_config);
+    let (ok, stdout, stderr) = hygrocast_cli(&url, &["prune"], &[]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("readings are kept forever"), "{stdout}");
+
+    // Shorter than the history training reads: refused, naming both settings.
+    let (ok, _, stderr) = hygrocast_cli(
+        &url,
+        &["prune"],
+        &[("HYGROCAST_RETENTION__READINGS_DAYS", "20")],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("retention.readings_days") && stderr.contains("forecast.train_days"),
+        "{stderr}"
+    );
+
+    let short = &[
+        ("HYGROCAST_RETENTION__READINGS_DAYS", "20"),
+        ("HYGROCAST_FORECAST__TRAIN_DAYS", "20"),
+    ];
+    let (ok, stdout, stderr) = hygrocast_cli(&url, &["prune"], short).await;
+    assert!(ok, "{stderr}");
+    let expected = format!("deleted {} readings older than", old - older_than_25);
+    assert!(stdout.contains(&expected), "{expected} in {stdout}");
+    assert_eq!(readings_count(&client, id, 20).await, 0);
+    assert!(readings_count(&client, id, 0).await > 0);
+
+    // The run saw 30 days; its first 10 are gone, and export says so.
+    let (ok, _, stderr) =
+        hygrocast_cli(&url, &["export", "--run", &run.id.to_string()], short).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("MISMATCH") && stderr.contains("retention.readings_days = 20"),
+        "{stderr}"
+    );
 }

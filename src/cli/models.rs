@@ -286,9 +286,19 @@ pub async fn export(settings: Arc<Settings>, args: ExportArgs) -> Result<(), Cli
             eprintln!("digest verified: sha256 {digest} ({} rows up to {})", series.len(), last.to_rfc3339());
             Ok(())
         } else {
+            let days = settings.retention.readings_days;
+            let pruned = (days != 0)
+                .then(|| chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
+                .filter(|kept_from| run.data_first.is_some_and(|first| first < *kept_from));
+            let why = match pruned {
+                Some(kept_from) => format!(
+                    "its readings before {} were deleted: retention.readings_days = {days}",
+                    kept_from.format("%Y-%m-%d")
+                ),
+                None => "readings inside its window changed since, e.g. late readings were inserted".into(),
+            };
             Err(CliError::Other(format!(
-                "digest MISMATCH for run {}: the run saw sha256 {digest}, the data now gives {actual} \
-                 (readings inside its window changed since, e.g. late readings were inserted)",
+                "digest MISMATCH for run {}: the run saw sha256 {digest}, the data now gives {actual} ({why})",
                 run.id
             )))
         }

@@ -7,12 +7,14 @@
 //! - fitted models, about 200 KB per version and a version a day per sensor, while only
 //!   the champion is served and, past the newest few, nobody promotes an old challenger.
 //!
-//! Readings, runs, versions (all but their model bytes), promotions and scores are the
-//! record of what happened and are kept.
+//! Readings are kept unless `retention.readings_days` says otherwise (then never fewer
+//! days than training reads). Runs, versions (all but their model bytes), promotions and
+//! scores are the record of what happened and are kept.
 
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::GenericClient;
 
 use super::{versions, RegistryError};
 use crate::config::Settings;
@@ -30,6 +32,10 @@ pub struct PruneReport {
     pub model_bytes: u64,
     /// How many of each sensor's newest versions keep their model; 0 keeps all.
     pub models_kept: u32,
+    /// Readings older than the cutoff.
+    pub readings: u64,
+    /// The cutoff applied to readings; `None` when they are kept forever.
+    pub readings_before: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Display for PruneReport {
@@ -47,17 +53,31 @@ impl std::fmt::Display for PruneReport {
         }
         f.write_str("; ")?;
         match self.models_kept {
-            0 => f.write_str("every version keeps its fitted model (retention.models_kept = 0)"),
+            0 => f.write_str("every version keeps its fitted model (retention.models_kept = 0)")?,
             kept => write!(
                 f,
                 "deleted the fitted models of {} older versions ({:.1} MB stored), keeping \
                  each sensor's newest {kept}, its champion and its rollback target",
                 self.models,
                 self.model_bytes as f64 / 1e6
+            )?,
+        }
+        f.write_str("; ")?;
+        match self.readings_before {
+            Some(at) => write!(
+                f,
+                "deleted {} readings older than {}",
+                self.readings,
+                at.format("%Y-%m-%d %H:%M UTC")
             ),
+            None => f.write_str("readings are kept forever (retention.readings_days = 0)"),
         }
     }
 }
+
+/// Readings deleted per statement: a first prune of years of readings runs as many short
+/// transactions instead of one that holds its locks and its WAL for minutes.
+const READINGS_BATCH: i64 = 50_000;
 
 /// Deletes what `[retention]` says is no longer needed, as of `now`.
 pub async fn prune(
@@ -100,15 +120,48 @@ pub async fn prune(
             report.model_bytes += bytes;
         }
     }
-    if report.issued_forecasts > 0 || report.models > 0 {
+    if retention.readings_days != 0 {
+        let cutoff = now - Duration::days(i64::from(retention.readings_days));
+        report.readings_before = Some(cutoff);
+        for &sensor_id in &sensors {
+            report.readings +=
+                delete_readings_before(&**client, sensor_id, cutoff, READINGS_BATCH).await?;
+        }
+    }
+    if report.issued_forecasts > 0 || report.models > 0 || report.readings > 0 {
         tracing::info!(
             issued_forecasts = report.issued_forecasts,
             models = report.models,
             model_bytes = report.model_bytes,
+            readings = report.readings,
             "pruned what is past its retention"
         );
     }
     Ok(report)
+}
+
+/// Deletes one sensor's readings older than `cutoff`, `batch` at a time (each statement its
+/// own transaction); returns how many.
+pub async fn delete_readings_before(
+    client: &impl GenericClient,
+    sensor_id: i64,
+    cutoff: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, RegistryError> {
+    let mut total = 0;
+    loop {
+        let deleted = client
+            .execute(
+                "DELETE FROM readings WHERE sensor_id = $1 AND ts IN \
+                 (SELECT ts FROM readings WHERE sensor_id = $1 AND ts < $2 ORDER BY ts LIMIT $3)",
+                &[&sensor_id, &cutoff, &batch],
+            )
+            .await?;
+        total += deleted;
+        if deleted < batch.max(1) as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 /// Deletes the fitted models of one sensor's versions older than its newest `kept`, except
