@@ -1470,3 +1470,48 @@ async fn readings_past_their_retention_are_deleted_in_batches_and_export_says_wh
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn hygrocast_models_runs_lists_the_queue_and_why_runs_failed() {
+    let (app, a) = app_with_sensor("runs-1", 30).await;
+    train(&app, a, Some(Algorithm::Naive)).await;
+    let client = app.client().await;
+    let b = insert_sensor(&client, "runs-2").await;
+    let failed = queue_raw(&client, b).await;
+    assert_eq!(claim(&client, "host-b:1:ab").await, Some((failed, b)));
+    runs::mark_failed(&client, failed, "the fit ran out of memory")
+        .await
+        .expect("fail");
+    let running = queue_raw(&client, a).await;
+    assert_eq!(claim(&client, "host-a:7:cd").await, Some((running, a)));
+    queue_raw(&client, a).await;
+
+    let url = common::conninfo(&app.db.pg_config);
+    let (ok, all, stderr) = hygrocast_cli(&url, &["models", "runs"], &[]).await;
+    assert!(ok, "{stderr}");
+    for expected in [
+        "succeeded",
+        "queued",
+        "on host-a:7:cd, heartbeat",
+        "failed",
+        "the fit ran out of memory",
+    ] {
+        assert!(all.contains(expected), "{expected} in\n{all}");
+    }
+    let (ok, only, stderr) = hygrocast_cli(
+        &url,
+        &["models", "runs", "--status", "failed", "--sensor", "runs-2"],
+        &[],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(only.contains("the fit ran out of memory"), "{only}");
+    assert!(
+        !only.contains("succeeded") && !only.contains("runs-1"),
+        "{only}"
+    );
+
+    let (ok, _, stderr) = hygrocast_cli(&url, &["models", "runs", "--status", "stuck"], &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("possible values"), "{stderr}");
+}

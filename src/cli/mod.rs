@@ -57,7 +57,8 @@ pub enum Command {
     /// Train models now (the backtest picks the algorithm; the promotion rule decides
     /// whether the new version becomes the champion).
     Train(models::TrainArgs),
-    /// Inspect and manage model versions: list, show, promote, rollback.
+    /// Inspect and manage model versions (list, show, promote, rollback) and training
+    /// runs (runs).
     #[command(subcommand)]
     Models(models::ModelsCommand),
     /// Write a training run's exact training series as CSV and verify its digest.
@@ -72,8 +73,8 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Delete what `[retention]` says is no longer needed (issued forecasts past
     /// `retention.issued_forecast_days`, the fitted models of versions older than each
-    /// sensor's newest `retention.models_kept`), as the daily prune job does, and say how
-    /// much.
+    /// sensor's newest `retention.models_kept`, readings past `retention.readings_days`
+    /// when set), as the daily prune job does, and say how much.
     Prune,
     /// Administer the web pages: `admin set-password` sets the admin login's password.
     #[command(subcommand)]

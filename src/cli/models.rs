@@ -38,9 +38,24 @@ pub struct TrainArgs {
 pub enum ModelsCommand {
     /// List model versions (newest first).
     List {
+        /// Only this sensor's versions.
         #[arg(long, value_name = "NAME")]
         sensor: Option<String>,
+        /// Show at most this many.
         #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// List training runs (newest first): queued, running, and what each finished run did
+    /// or why it failed.
+    Runs {
+        /// Only this sensor's runs.
+        #[arg(long, value_name = "NAME")]
+        sensor: Option<String>,
+        /// Only runs with this status.
+        #[arg(long, value_enum)]
+        status: Option<RunStatus>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20)]
         limit: i64,
     },
     /// Show one version: its run, data snapshot and metrics.
@@ -150,6 +165,47 @@ pub async fn train(settings: Arc<Settings>, args: TrainArgs) -> Result<(), CliEr
     .await
 }
 
+/// The states of a training run.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What a run's table row says beyond its status: the error of a failed run, the lease of
+/// a running one, the version a succeeded one stored.
+fn run_note(run: &runs::RunRecord, now: chrono::DateTime<chrono::Utc>) -> String {
+    match run.status.as_str() {
+        "failed" => run.error.clone().unwrap_or_default(),
+        "running" => {
+            let by = run.claimed_by.as_deref().unwrap_or("?");
+            match run.heartbeat_at {
+                Some(at) => format!("on {by}, heartbeat {} s ago", (now - at).num_seconds()),
+                None => format!("on {by}"),
+            }
+        }
+        "queued" => run
+            .requested
+            .as_ref()
+            .map(|a| format!("asks for {a}"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), CliError> {
     with_database(&settings, |db| async move {
         let mut client = db.pool.get().await.map_err(RegistryError::from)?;
@@ -190,6 +246,56 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                             "MASE 1-24",
                             "created (UTC)",
                             "reason"
+                        ],
+                        &rows
+                    )
+                );
+            }
+            ModelsCommand::Runs {
+                sensor,
+                status,
+                limit,
+            } => {
+                let sensor_id = match &sensor {
+                    Some(name) => Some(versions::sensor_id(&**client, name).await?),
+                    None => None,
+                };
+                let list = runs::list_with_status(
+                    &**client,
+                    sensor_id,
+                    status.map(RunStatus::as_str),
+                    limit,
+                )
+                .await?;
+                let now = chrono::Utc::now();
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.sensor.clone(),
+                            r.trigger.clone(),
+                            r.status.clone(),
+                            r.queued_at.format("%Y-%m-%d %H:%M").to_string(),
+                            r.duration_ms
+                                .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                            r.algorithm.clone().unwrap_or_else(|| "-".into()),
+                            run_note(r, now),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    render(
+                        &[
+                            "run",
+                            "sensor",
+                            "trigger",
+                            "status",
+                            "queued (UTC)",
+                            "took",
+                            "algorithm",
+                            "note"
                         ],
                         &rows
                     )

@@ -55,13 +55,17 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The model version this run produced, if any.
     pub version_id: Option<i64>,
+    /// The process that claimed it (`host:pid:nonce`, or `cli:pid`).
+    pub claimed_by: Option<String>,
+    /// While it runs, renewed every 30 s; older than 3 minutes means its process is gone.
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 const RUN_COLUMNS: &str =
     "r.id, s.name, r.trigger, r.status, r.requested, r.queued_at, r.started_at, \
      r.finished_at, r.duration_ms, r.algorithm, r.params, r.step_secs, r.data_first, r.data_last, \
      r.data_rows, r.data_digest, r.metrics, r.error, \
-     (SELECT v.id FROM model_versions v WHERE v.run_id = r.id)";
+     (SELECT v.id FROM model_versions v WHERE v.run_id = r.id), r.claimed_by, r.heartbeat_at";
 
 fn run_from_row(row: &tokio_postgres::Row) -> RunRecord {
     RunRecord {
@@ -84,6 +88,8 @@ fn run_from_row(row: &tokio_postgres::Row) -> RunRecord {
         metrics: row.get(16),
         error: row.get(17),
         version_id: row.get(18),
+        claimed_by: row.get(19),
+        heartbeat_at: row.get(20),
     }
 }
 
@@ -251,13 +257,24 @@ pub async fn list(
     sensor_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<RunRecord>, RegistryError> {
+    list_with_status(client, sensor_id, None, limit).await
+}
+
+/// [`list`], only runs with `status` (`queued`, `running`, `succeeded`, `failed`) if given.
+pub async fn list_with_status(
+    client: &impl GenericClient,
+    sensor_id: Option<i64>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, RegistryError> {
     let rows = client
         .query(
             &format!(
                 "SELECT {RUN_COLUMNS} FROM training_runs r JOIN sensors s ON s.id = r.sensor_id \
-                 WHERE ($1::bigint IS NULL OR r.sensor_id = $1) ORDER BY r.id DESC LIMIT $2"
+                 WHERE ($1::bigint IS NULL OR r.sensor_id = $1) \
+                   AND ($2::text IS NULL OR r.status = $2) ORDER BY r.id DESC LIMIT $3"
             ),
-            &[&sensor_id, &limit],
+            &[&sensor_id, &status, &limit],
         )
         .await?;
     Ok(rows.iter().map(run_from_row).collect())
