@@ -816,15 +816,26 @@ async fn backdate_copy(client: &tokio_postgres::Client, sensor: i64, days: i32) 
         .expect("backdate")
 }
 
-async fn issued_count(client: &tokio_postgres::Client, sensor: i64) -> i64 {
+/// The one bigint a query returns.
+async fn one_i64(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> i64 {
     client
-        .query_one(
-            "SELECT count(*) FROM issued_forecasts WHERE sensor_id = $1",
-            &[&sensor],
-        )
+        .query_one(sql, params)
         .await
-        .expect("count")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
+}
+
+async fn issued_count(client: &tokio_postgres::Client, sensor: i64) -> i64 {
+    one_i64(
+        client,
+        "SELECT count(*) FROM issued_forecasts WHERE sensor_id = $1",
+        &[&sensor],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -1155,14 +1166,12 @@ async fn a_run_whose_champion_changed_while_it_fitted_is_kept_unpromoted() {
 /// Queues a run for `sensor` directly (unlike `runs::enqueue`, which joins an already
 /// queued one), as several triggers on several replicas could.
 async fn queue_raw(client: &tokio_postgres::Client, sensor: i64) -> i64 {
-    client
-        .query_one(
-            "INSERT INTO training_runs (sensor_id, trigger) VALUES ($1, 'manual') RETURNING id",
-            &[&sensor],
-        )
-        .await
-        .expect("queue")
-        .get(0)
+    one_i64(
+        client,
+        "INSERT INTO training_runs (sensor_id, trigger) VALUES ($1, 'manual') RETURNING id",
+        &[&sensor],
+    )
+    .await
 }
 
 async fn run_status(client: &tokio_postgres::Client, run: i64) -> (String, Option<String>) {
@@ -1223,14 +1232,12 @@ async fn concurrent_claims_start_one_run_per_sensor() {
         .filter_map(|c| c.expect("a claim never fails"))
         .collect();
     assert_eq!(won.len(), 1, "{won:?}");
-    let running: i64 = client
-        .query_one(
-            "SELECT count(*) FROM training_runs WHERE status = 'running'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let running = one_i64(
+        &client,
+        "SELECT count(*) FROM training_runs WHERE status = 'running'",
+        &[],
+    )
+    .await;
     assert_eq!(running, 1);
 }
 
@@ -1377,15 +1384,13 @@ async fn the_models_api_pages_through_a_sensors_versions() {
 }
 
 async fn readings_count(client: &tokio_postgres::Client, sensor: i64, older_than_days: i32) -> i64 {
-    client
-        .query_one(
-            "SELECT count(*) FROM readings WHERE sensor_id = $1 \
-             AND ts < now() - make_interval(days => $2)",
-            &[&sensor, &older_than_days],
-        )
-        .await
-        .expect("count")
-        .get(0)
+    one_i64(
+        client,
+        "SELECT count(*) FROM readings WHERE sensor_id = $1 \
+         AND ts < now() - make_interval(days => $2)",
+        &[&sensor, &older_than_days],
+    )
+    .await
 }
 
 /// Runs the hygrocast binary on the test's database: (succeeded, stdout, stderr).
