@@ -30,6 +30,32 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// This process's CPU time in clock ticks, as `/proc/self/stat` counts it (utime + stime).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which may hold spaces: state is the first,
+    // utime and stime the 12th and 13th.
+    let rest = stat.rsplit_once(") ").expect("stat format").1;
+    let field = |i: usize| -> u64 {
+        rest.split(' ')
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .expect("stat field")
+    };
+    field(11) + field(12)
+}
+
+/// Keeps a core busy until this process has used at least `ticks` clock ticks of CPU: a
+/// fresh test process may not have used one (10 ms) yet when it first scrapes.
+fn burn_cpu_until(ticks: u64) {
+    let mut x = 0u64;
+    while cpu_ticks() < ticks {
+        for i in 0..100_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+}
+
 fn quiet(settings: &mut hygrocast::config::Settings) {
     settings.scheduler.retrain_enabled = false;
     settings.scheduler.monitor_enabled = false;
@@ -41,6 +67,7 @@ fn quiet(settings: &mut hygrocast::config::Settings) {
 async fn metrics_lists_our_families_and_counts_requests_by_route_pattern() {
     let app = spawn_app_with(quiet).await;
     app.get("/healthz").await;
+    burn_cpu_until(2);
     let before = scrape(&app).await;
     // Families that have samples from the start (a labelled family appears with its
     // first series: the per-sensor ones are checked in the next test).
@@ -70,7 +97,11 @@ async fn metrics_lists_our_families_and_counts_requests_by_route_pattern() {
         (now - 86_400.0..=now).contains(&started),
         "{started} vs {now}"
     );
-    assert!(sample(&before, "process_cpu_seconds_total").is_some_and(|c| c > 0.0));
+    let cpu = sample(&before, "process_cpu_seconds_total").expect("cpu seconds");
+    // Linux reports CPU time to user space in 1/100 s (USER_HZ) on every architecture
+    // hygrocast builds for.
+    let now = cpu_ticks() as f64 / 100.0;
+    assert!((0.02..=now).contains(&cpu), "{cpu} s of CPU, {now} s now");
     assert!(sample(&before, "process_open_fds").is_some_and(|n| n >= 3.0));
     assert_eq!(
         sample(&before, "hygrocast_db_pool_max_connections"),
