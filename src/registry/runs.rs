@@ -16,7 +16,7 @@ use tokio_postgres::GenericClient;
 use super::{RegistryError, Trigger};
 use crate::forecast::Algorithm;
 
-/// How often the worker executing a run records that it still is.
+/// How often the worker executing a run records that it is still at it.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// A run whose last heartbeat is older than this was abandoned: six missed beats, so a
