@@ -115,6 +115,7 @@ struct Metrics {
     batcher_flush_duration: Histogram,
     training_runs: Family<StatusLabels, Counter>,
     training_duration: HistogramFamily<StatusLabels>,
+    training_runs_abandoned: Counter,
 }
 
 impl Metrics {
@@ -191,6 +192,13 @@ impl Metrics {
             drop(training_runs.get_or_create(&StatusLabels { status }));
             drop(training_duration.get_or_create(&StatusLabels { status }));
         }
+        let training_runs_abandoned = Counter::default();
+        registry.register(
+            "training_runs_abandoned",
+            "Training runs this process closed because the process running them stopped \
+             renewing their lease (killed, out of memory, power lost)",
+            training_runs_abandoned.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -215,6 +223,7 @@ impl Metrics {
             batcher_flush_duration,
             training_runs,
             training_duration,
+            training_runs_abandoned,
         }
     }
 }
@@ -293,6 +302,11 @@ pub fn training_run(status: &'static str, elapsed: Duration) {
         .observe(elapsed.as_secs_f64());
 }
 
+/// Training runs found abandoned and closed by this process.
+pub fn training_runs_abandoned(count: u64) {
+    metrics().training_runs_abandoned.inc_by(count);
+}
+
 /// Everything `/metrics` shows: the process-wide registry, then the state read now from
 /// the pool and the database. A database that does not answer still gives an answer
 /// (with `hygrocast_database_up 0`): metrics matter most when something is wrong.
@@ -360,6 +374,7 @@ struct DbState {
     sensors: Vec<SensorState>,
     jobs: Vec<(String, f64)>,
     queued_runs: i64,
+    running_runs: i64,
 }
 
 struct SensorState {
@@ -407,17 +422,20 @@ impl DbState {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let queued_runs: i64 = client
+        let runs = client
             .query_one(
-                "SELECT count(*) FROM training_runs WHERE status = 'queued'",
+                "SELECT count(*) FILTER (WHERE status = 'queued'), \
+                        count(*) FILTER (WHERE status = 'running') \
+                 FROM training_runs WHERE status IN ('queued', 'running')",
                 &[],
             )
-            .await?
-            .get(0);
+            .await?;
+        let (queued_runs, running_runs): (i64, i64) = (runs.get(0), runs.get(1));
         Ok(Self {
             sensors,
             jobs,
             queued_runs,
+            running_runs,
         })
     }
 
@@ -472,6 +490,13 @@ impl DbState {
             "training_runs_queued",
             "Training runs waiting for a worker (all replicas)",
             queued,
+        );
+        let running = Gauge::<i64>::default();
+        running.set(self.running_runs);
+        registry.register(
+            "training_runs_running",
+            "Training runs being fitted now (all replicas; at most one per sensor)",
+            running,
         );
     }
 }

@@ -80,6 +80,8 @@ async fn metrics_lists_our_families_and_counts_requests_by_route_pattern() {
         "# TYPE hygrocast_training_runs_total counter",
         "# TYPE hygrocast_training_run_duration_seconds histogram",
         "# TYPE hygrocast_training_runs_queued gauge",
+        "# TYPE hygrocast_training_runs_running gauge",
+        "# TYPE hygrocast_training_runs_abandoned_total counter",
         "# TYPE hygrocast_db_pool_connections gauge",
         "# TYPE hygrocast_db_pool_waiting gauge",
         "# TYPE hygrocast_build_info gauge",
@@ -310,4 +312,40 @@ async fn ingestion_counts_accepted_duplicate_and_rejected_readings_by_format() {
     assert!(v(&after, rejected) >= v(&before, rejected) + 1.0);
     assert!(v(&after, unauthorized) >= v(&before, unauthorized) + 1.0);
     assert!(sample(&after, "hygrocast_batcher_flush_rows_count").unwrap_or(0.0) >= 2.0);
+}
+
+#[tokio::test]
+async fn running_and_abandoned_training_runs_are_counted() {
+    let app = spawn_app_with(quiet).await;
+    let client = app.client().await;
+    let id = insert_sensor(&client, "greenhouse-9").await;
+    let abandoned = "hygrocast_training_runs_abandoned_total";
+    let before = sample(&scrape(&app).await, abandoned).expect("abandoned counter");
+    runs::enqueue(&client, id, Trigger::Manual, None)
+        .await
+        .expect("enqueue");
+    let run = runs::claim_next(&client, "a-process", None)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "hygrocast_training_runs_running"), Some(1.0));
+    assert_eq!(sample(&text, "hygrocast_training_runs_queued"), Some(0.0));
+
+    // Its process stops renewing the lease; the next claim closes the run.
+    client
+        .execute(
+            "UPDATE training_runs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+            &[&run.id],
+        )
+        .await
+        .expect("age the heartbeat");
+    assert!(runs::claim_next(&client, "another", None)
+        .await
+        .expect("claim")
+        .is_none());
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "hygrocast_training_runs_running"), Some(0.0));
+    let after = sample(&text, abandoned).expect("abandoned counter");
+    assert!(after >= before + 1.0, "{before} → {after}");
 }

@@ -130,10 +130,7 @@ pub async fn claim_next(
     instance: &str,
     only: Option<&[i64]>,
 ) -> Result<Option<ClaimedRun>, RegistryError> {
-    let abandoned = fail_abandoned(client, LEASE_SECS).await?;
-    if abandoned > 0 {
-        tracing::warn!(abandoned, "closed training runs whose process stopped");
-    }
+    fail_abandoned(client, LEASE_SECS).await?;
     let ids: Option<Vec<i64>> = only.map(<[i64]>::to_vec);
     // Two claimers may pick two queued runs of one sensor at once; the unique index on
     // running runs lets one win, and the other looks again, now seeing the sensor busy.
@@ -297,12 +294,13 @@ pub async fn requeue_unfinished(
 }
 
 /// Runs `running` without a heartbeat for `older_than_secs` (their process died) are
-/// marked failed so the sensor can be trained again.
+/// marked failed so the sensor can be trained again; returns how many, also counted in
+/// `/metrics` and logged.
 pub async fn fail_abandoned(
     client: &impl GenericClient,
     older_than_secs: i64,
 ) -> Result<u64, RegistryError> {
-    Ok(client
+    let closed = client
         .execute(
             "UPDATE training_runs SET status = 'failed', finished_at = now(), \
              error = 'abandoned: the process running it stopped' \
@@ -310,5 +308,13 @@ pub async fn fail_abandoned(
              AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $1::float8)",
             &[&(older_than_secs as f64)],
         )
-        .await?)
+        .await?;
+    if closed > 0 {
+        tracing::warn!(
+            runs = closed,
+            "closed training runs whose process stopped renewing their lease"
+        );
+        crate::metrics::training_runs_abandoned(closed);
+    }
+    Ok(closed)
 }
