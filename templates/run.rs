@@ -62,6 +62,16 @@ pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str, version: Option<&VersionRecord>
             h1 { "Training run " (r.id) " " span.muted { "of " (r.sensor) } }
             dl.facts {
                 dt { "Status" } dd { (badge(&r.status)) @if let Some(e) = &r.error { " " span.error-text { (e) } } }
+                @if r.status == "running" {
+                    @if let Some(by) = &r.claimed_by { dt { "Running on" } dd { (by) } }
+                    @if let Some(t) = r.heartbeat_at {
+                        dt { "Last heartbeat" }
+                        dd {
+                            (time(ctx, t)) " "
+                            span.muted { "(renewed every 30 s; a run without one for 3 minutes is closed as abandoned)" }
+                        }
+                    }
+                }
                 dt { "Trigger" } dd { (r.trigger) }
                 @if let Some(req) = &r.requested { dt { "Requested model" } dd { (req) } }
                 dt { "Chosen model" } dd { (r.algorithm.as_deref().unwrap_or("–")) }

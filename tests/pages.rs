@@ -408,6 +408,25 @@ async fn the_models_and_run_pages_show_runs_versions_and_the_backtest() {
         candidates,
         "one error line per candidate"
     );
+    assert!(
+        !html.contains("Last heartbeat"),
+        "a finished run has no lease"
+    );
+
+    // A run being fitted shows where, and its lease.
+    let client = app.pool.get().await.expect("client");
+    runs::enqueue(&**client, id, Trigger::Manual, None)
+        .await
+        .expect("enqueue");
+    let running = runs::claim_next(&**client, "fitter-host:42:beef", None)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let (status, html) = page(&app, &format!("/runs/{}", running.id)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("badge-running"), "{html}");
+    assert!(html.contains("fitter-host:42:beef"));
+    assert!(html.contains("Last heartbeat"));
 }
 
 #[tokio::test]
