@@ -255,6 +255,15 @@ impl RetentionSettings {
     /// The monitor's longest scoring window, in days: pruning inside it would change the
     /// live scores and the drift rule.
     pub const MIN_ISSUED_FORECAST_DAYS: u32 = 7;
+
+    /// The oldest time a reading is kept at `now`; `None` when readings are kept forever.
+    pub fn readings_kept_from(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        (self.readings_days != 0)
+            .then(|| now - chrono::Duration::days(i64::from(self.readings_days)))
+    }
 }
 
 impl Default for RetentionSettings {

@@ -154,7 +154,7 @@ pub async fn enqueue_retrain(bg: &Background) -> Result<Vec<i64>, RegistryError>
     let client = bg.pool.get().await?;
     // A run whose process died mid-fit would keep its sensor out of this job until a
     // worker's next claim closed it; close it here so the sensor is queued now.
-    runs::fail_abandoned(&**client, runs::LEASE_SECS).await?;
+    runs::fail_abandoned(&**client).await?;
     let rows = client
         .query(
             "SELECT s.id, last.data_last IS NULL AS never FROM sensors s \

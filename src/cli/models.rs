@@ -392,14 +392,15 @@ pub async fn export(settings: Arc<Settings>, args: ExportArgs) -> Result<(), Cli
             eprintln!("digest verified: sha256 {digest} ({} rows up to {})", series.len(), last.to_rfc3339());
             Ok(())
         } else {
-            let days = settings.retention.readings_days;
-            let pruned = (days != 0)
-                .then(|| chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
+            let pruned = settings
+                .retention
+                .readings_kept_from(chrono::Utc::now())
                 .filter(|kept_from| run.data_first.is_some_and(|first| first < *kept_from));
             let why = match pruned {
                 Some(kept_from) => format!(
-                    "its readings before {} were deleted: retention.readings_days = {days}",
-                    kept_from.format("%Y-%m-%d")
+                    "its readings before {} were deleted: retention.readings_days = {}",
+                    kept_from.format("%Y-%m-%d"),
+                    settings.retention.readings_days
                 ),
                 None => "readings inside its window changed since, e.g. late readings were inserted".into(),
             };

@@ -120,8 +120,7 @@ pub async fn prune(
             report.model_bytes += bytes;
         }
     }
-    if retention.readings_days != 0 {
-        let cutoff = now - Duration::days(i64::from(retention.readings_days));
+    if let Some(cutoff) = retention.readings_kept_from(now) {
         report.readings_before = Some(cutoff);
         for &sensor_id in &sensors {
             report.readings +=

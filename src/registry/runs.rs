@@ -130,7 +130,7 @@ pub async fn claim_next(
     instance: &str,
     only: Option<&[i64]>,
 ) -> Result<Option<ClaimedRun>, RegistryError> {
-    fail_abandoned(client, LEASE_SECS).await?;
+    fail_abandoned(client).await?;
     let ids: Option<Vec<i64>> = only.map(<[i64]>::to_vec);
     // Two claimers may pick two queued runs of one sensor at once; the unique index on
     // running runs lets one win, and the other looks again, now seeing the sensor busy.
@@ -293,20 +293,17 @@ pub async fn requeue_unfinished(
         .await?)
 }
 
-/// Runs `running` without a heartbeat for `older_than_secs` (their process died) are
-/// marked failed so the sensor can be trained again; returns how many, also counted in
+/// Runs `running` without a heartbeat for [`LEASE_SECS`] (their process died) are marked
+/// failed so the sensor can be trained again; returns how many, also counted in
 /// `/metrics` and logged.
-pub async fn fail_abandoned(
-    client: &impl GenericClient,
-    older_than_secs: i64,
-) -> Result<u64, RegistryError> {
+pub async fn fail_abandoned(client: &impl GenericClient) -> Result<u64, RegistryError> {
     let closed = client
         .execute(
             "UPDATE training_runs SET status = 'failed', finished_at = now(), \
              error = 'abandoned: the process running it stopped' \
              WHERE status = 'running' \
              AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $1::float8)",
-            &[&(older_than_secs as f64)],
+            &[&(LEASE_SECS as f64)],
         )
         .await?;
     if closed > 0 {

@@ -464,14 +464,11 @@ pub async fn run_claimed(
     let claimer = || async {
         let mut warned = false;
         loop {
-            let claimed = {
-                let client = pool.get().await?;
-                runs::claim_next(&**client, instance, Some(run_ids)).await?
-            };
+            let client = pool.get().await?;
+            let claimed = runs::claim_next(&**client, instance, Some(run_ids)).await?;
             let Some(run) = claimed else {
                 // A run still queued now waits for its sensor: another process is training
                 // it (or died doing so, and the lease will say so within minutes).
-                let client = pool.get().await?;
                 let waiting = runs::queued_among(&**client, run_ids).await?;
                 drop(client);
                 if waiting.is_empty() {
@@ -487,6 +484,7 @@ pub async fn run_claimed(
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             };
+            drop(client);
             let result = execute(pool, settings, &run).await;
             (on_done.lock().unwrap_or_else(PoisonError::into_inner))(&result);
             results
