@@ -81,6 +81,7 @@ async fn openapi_document_lists_every_json_endpoint() {
         "/api/v1/info",
         "/api/v1/sensors/{name}/forecast",
         "/api/v1/sensors/{name}/models",
+        "/api/v1/sensors/{name}/promotions",
         "/api/v1/runs/{id}",
         "/api/v1/readings",
         "/api/v2/write",

@@ -1390,6 +1390,106 @@ async fn the_models_api_pages_through_a_sensors_versions() {
     }
 }
 
+#[tokio::test]
+async fn the_promotions_api_pages_through_every_change_of_champion() {
+    let (app, id) = app_with_sensor("history-1", 30).await;
+    // Another sensor's promotion must not show in this one's history.
+    let other = insert_sensor(&app.client().await, "history-2").await;
+    insert_readings(
+        &app.client().await,
+        other,
+        &simulated_hourly(8, Utc::now(), 30),
+    )
+    .await;
+    train(&app, other, Some(Algorithm::Naive)).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let run = train(&app, id, Some(Algorithm::Naive)).await;
+        ids.push(run.version_id.expect("a version"));
+    }
+    // The first run was promoted automatically, the second only if it scored better; an
+    // operator then flips between the two versions four times.
+    let mut client = app.pool.get().await.expect("client");
+    let mut current = champion(&app, id).await.expect("a champion").id;
+    let mut expected = vec![ids[0]];
+    if current == ids[1] {
+        expected.push(ids[1]);
+    }
+    for _ in 0..4 {
+        current = if current == ids[0] { ids[1] } else { ids[0] };
+        versions::promote(&mut client, current)
+            .await
+            .expect("promote");
+        expected.push(current);
+    }
+    let version_of = |vid: i64| if vid == ids[0] { 1 } else { 2 };
+    let expected: Vec<i64> = expected.into_iter().rev().map(version_of).collect();
+    let to_versions = |page: &serde_json::Value| -> Vec<i64> {
+        page["promotions"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|p| p["to_version"].as_i64()).collect())
+            .unwrap_or_default()
+    };
+    let all = app.get_json("/api/v1/sensors/history-1/promotions").await;
+    assert_eq!(to_versions(&all), expected);
+    assert!(all["next_before"].is_null(), "{}", all["next_before"]);
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/sensors/history-1/promotions?limit=2".to_string();
+    for _ in 0..5 {
+        let page = app.get_json(&path).await;
+        assert!(
+            page["promotions"].as_array().map_or(0, Vec::len) <= 2,
+            "{page}"
+        );
+        seen.extend(to_versions(&page));
+        match page["next_before"].as_i64() {
+            Some(before) => {
+                path = format!("/api/v1/sensors/history-1/promotions?limit=2&before={before}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    // The models endpoint's newest promotions are the same history.
+    let models = app.get_json("/api/v1/sensors/history-1/models").await;
+    assert_eq!(to_versions(&models), expected);
+
+    for bad in ["limit=0", "limit=1001", "before=0", "before=x"] {
+        let res = app
+            .get(&format!("/api/v1/sensors/history-1/promotions?{bad}"))
+            .await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let res = app.get("/api/v1/sensors/nobody/promotions").await;
+    assert_eq!(res.status(), 404);
+
+    // `hygrocast models promotions`: the same history, one line per change, newest first.
+    let url = common::conninfo(&app.db.pg_config);
+    let args = [
+        "models",
+        "promotions",
+        "--sensor",
+        "history-1",
+        "--limit",
+        "3",
+    ];
+    let (ok, stdout, stderr) = hygrocast_cli(&url, &args, &[]).await;
+    assert!(ok, "{stderr}");
+    let to: Vec<String> = stdout
+        .lines()
+        .skip(1) // the header
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .collect();
+    let newest: Vec<String> = expected.iter().take(3).map(|v| format!("v{v}")).collect();
+    assert_eq!(to, newest, "{stdout}");
+    assert!(stdout.contains("promoted by an operator"), "{stdout}");
+    assert!(!stdout.contains("history-2"), "{stdout}");
+    let (ok, _, stderr) = hygrocast_cli(&url, &["models", "promotions", "--limit", "0"], &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("--limit"), "{stderr}");
+}
+
 async fn readings_count(client: &tokio_postgres::Client, sensor: i64, older_than_days: i32) -> i64 {
     one_i64(
         client,

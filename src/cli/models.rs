@@ -42,7 +42,7 @@ pub enum ModelsCommand {
         #[arg(long, value_name = "NAME")]
         sensor: Option<String>,
         /// Show at most this many.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
     },
     /// List training runs (newest first): queued, running, and what each finished run did
@@ -53,9 +53,19 @@ pub enum ModelsCommand {
         sensor: Option<String>,
         /// Only runs with this status.
         #[arg(long, value_enum)]
-        status: Option<RunStatus>,
+        status: Option<runs::RunStatus>,
         /// Show at most this many.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+    },
+    /// List changes of champion (newest first): automatic promotions, an operator's,
+    /// rollbacks, each with its reason.
+    Promotions {
+        /// Only this sensor's promotions.
+        #[arg(long, value_name = "NAME")]
+        sensor: Option<String>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
     },
     /// Show one version: its run, data snapshot and metrics.
@@ -165,26 +175,6 @@ pub async fn train(settings: Arc<Settings>, args: TrainArgs) -> Result<(), CliEr
     .await
 }
 
-/// The states of a training run.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum RunStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-        }
-    }
-}
-
 /// What a run's table row says beyond its status: the error of a failed run, the lease of
 /// a running one, the version a succeeded one stored.
 fn run_note(run: &runs::RunRecord, now: chrono::DateTime<chrono::Utc>) -> String {
@@ -260,13 +250,7 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                     Some(name) => Some(versions::sensor_id(&**client, name).await?),
                     None => None,
                 };
-                let list = runs::list_with_status(
-                    &**client,
-                    sensor_id,
-                    status.map(RunStatus::as_str),
-                    limit,
-                )
-                .await?;
+                let list = runs::list_with_status(&**client, sensor_id, status, limit).await?;
                 let now = chrono::Utc::now();
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -297,6 +281,33 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                             "algorithm",
                             "note"
                         ],
+                        &rows
+                    )
+                );
+            }
+            ModelsCommand::Promotions { sensor, limit } => {
+                let sensor_id = match &sensor {
+                    Some(name) => Some(versions::sensor_id(&**client, name).await?),
+                    None => None,
+                };
+                let list = versions::promotions(&**client, sensor_id, limit).await?;
+                let rows: Vec<Vec<String>> = list
+                    .into_iter()
+                    .map(|p| {
+                        vec![
+                            p.at.format("%Y-%m-%d %H:%M").to_string(),
+                            p.sensor,
+                            p.from_version.map_or("-".into(), |v| format!("v{v}")),
+                            format!("v{}", p.to_version),
+                            p.kind,
+                            p.reason,
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    render(
+                        &["at (UTC)", "sensor", "from", "to", "kind", "reason"],
                         &rows
                     )
                 );

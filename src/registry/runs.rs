@@ -32,6 +32,26 @@ pub struct ClaimedRun {
     pub requested: Option<Algorithm>,
 }
 
+/// The states of a training run, as `training_runs.status` spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
 /// A run as recorded, for the API, the CLI and the pages.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
@@ -257,13 +277,14 @@ pub async fn list(
     list_with_status(client, sensor_id, None, limit).await
 }
 
-/// [`list`], only runs with `status` (`queued`, `running`, `succeeded`, `failed`) if given.
+/// [`list`], only runs with `status` if given.
 pub async fn list_with_status(
     client: &impl GenericClient,
     sensor_id: Option<i64>,
-    status: Option<&str>,
+    status: Option<RunStatus>,
     limit: i64,
 ) -> Result<Vec<RunRecord>, RegistryError> {
+    let status = status.map(RunStatus::as_str);
     let rows = client
         .query(
             &format!(

@@ -152,28 +152,45 @@ pub async fn promotions(
     sensor_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<PromotionRecord>, RegistryError> {
+    Ok(promotions_page(client, sensor_id, None, limit).await?.0)
+}
+
+/// Promotions newest first, only those with an id below `before`, at most `limit` of them,
+/// and whether older ones remain.
+pub async fn promotions_page(
+    client: &impl GenericClient,
+    sensor_id: Option<i64>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<PromotionRecord>, bool), RegistryError> {
     let rows = client
         .query(
             "SELECT p.id, s.name, f.version, t.version, p.kind, p.reason, p.at \
              FROM promotions p JOIN sensors s ON s.id = p.sensor_id \
              JOIN model_versions t ON t.id = p.to_version_id \
              LEFT JOIN model_versions f ON f.id = p.from_version_id \
-             WHERE ($1::bigint IS NULL OR p.sensor_id = $1) ORDER BY p.id DESC LIMIT $2",
-            &[&sensor_id, &limit],
+             WHERE ($1::bigint IS NULL OR p.sensor_id = $1) \
+               AND ($2::bigint IS NULL OR p.id < $2) \
+             ORDER BY p.id DESC LIMIT $3",
+            &[&sensor_id, &before, &(limit + 1)],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| PromotionRecord {
-            id: r.get(0),
-            sensor: r.get(1),
-            from_version: r.get(2),
-            to_version: r.get(3),
-            kind: r.get(4),
-            reason: r.get(5),
-            at: r.get(6),
-        })
-        .collect())
+    let more = rows.len() as i64 > limit;
+    Ok((
+        rows.iter()
+            .take(limit as usize)
+            .map(|r| PromotionRecord {
+                id: r.get(0),
+                sensor: r.get(1),
+                from_version: r.get(2),
+                to_version: r.get(3),
+                kind: r.get(4),
+                reason: r.get(5),
+                at: r.get(6),
+            })
+            .collect(),
+        more,
+    ))
 }
 
 /// Takes the lock that serialises every change to a sensor's versions (numbering,

@@ -24,6 +24,7 @@ use super::routes::{health, ingest, meta, models, readings};
         meta::info,
         models::forecast,
         models::sensor_models,
+        models::sensor_promotions,
         models::run,
         ingest::post_readings,
         ingest::influx_v2_write,

@@ -25,6 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/v1/sensors/{name}/models",
             web::get().to(models::sensor_models),
         )
+        .route(
+            "/api/v1/sensors/{name}/promotions",
+            web::get().to(models::sensor_promotions),
+        )
         .route("/api/v1/runs/{id}", web::get().to(models::run))
         .route("/api/v1/readings", web::post().to(ingest::post_readings))
         .route("/api/v2/write", web::post().to(ingest::influx_v2_write))

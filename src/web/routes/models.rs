@@ -79,8 +79,20 @@ pub struct ModelsQuery {
     pub limit: Option<i64>,
 }
 
-const DEFAULT_VERSIONS_PAGE: i64 = 200;
-const MAX_VERSIONS_PAGE: i64 = 1000;
+const DEFAULT_PAGE: i64 = 200;
+const MAX_PAGE: i64 = 1000;
+
+/// A page's `limit`: 1–1000, 200 when not given.
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be 1–{MAX_PAGE}, got {limit}"
+        )))
+    }
+}
 
 /// One live score with the time it was computed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -99,7 +111,7 @@ pub struct SensorModels {
     pub versions: Vec<VersionRecord>,
     /// When older versions remain: pass this as `before` for the next page.
     pub next_before: Option<i32>,
-    /// The newest 200 promotions.
+    /// The newest 200 promotions (all of them: `/api/v1/sensors/{name}/promotions`).
     pub promotions: Vec<PromotionRecord>,
     pub runs: Vec<RunRecord>,
     pub live_scores: Vec<ScoredAt>,
@@ -124,12 +136,7 @@ pub async fn sensor_models(
     query: web::Query<ModelsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = sensor_in_path(&name)?;
-    let limit = query.limit.unwrap_or(DEFAULT_VERSIONS_PAGE);
-    if !(1..=MAX_VERSIONS_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1–{MAX_VERSIONS_PAGE}, got {limit}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     if let Some(before) = query.before.filter(|b| *b < 1) {
         return Err(ApiError::BadRequest(format!(
             "before must be a version number (1 or more), got {before}"
@@ -155,6 +162,65 @@ pub async fn sensor_models(
         promotions,
         runs,
         live_scores,
+    }))
+}
+
+/// Paging through a sensor's promotions and rollbacks, newest first.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PromotionsQuery {
+    /// Only promotions with an id below this one: the previous page's `next_before`.
+    #[param(minimum = 1, example = 40)]
+    pub before: Option<i64>,
+    /// Most promotions in the page, 1–1000. Default: 200.
+    #[param(minimum = 1, maximum = 1000, example = 50)]
+    pub limit: Option<i64>,
+}
+
+/// A page of a sensor's promotion history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SensorPromotions {
+    pub sensor: String,
+    /// Newest first: every change of champion, automatic, manual or a rollback.
+    pub promotions: Vec<PromotionRecord>,
+    /// When older promotions remain: pass this as `before` for the next page.
+    pub next_before: Option<i64>,
+}
+
+/// `GET /api/v1/sensors/{name}/promotions`: every change of champion, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sensors/{name}/promotions",
+    tag = "models",
+    params(("name" = String, Path, description = "Sensor name", example = "greenhouse-1"), PromotionsQuery),
+    responses(
+        (status = 200, description = "A page of promotions, newest first", body = SensorPromotions),
+        (status = 400, description = "Bad `before` or `limit`", body = ErrorBody),
+        (status = 404, description = "Unknown sensor", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn sensor_promotions(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    query: web::Query<PromotionsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = sensor_in_path(&name)?;
+    let limit = page_limit(query.limit)?;
+    if let Some(before) = query.before.filter(|b| *b < 1) {
+        return Err(ApiError::BadRequest(format!(
+            "before must be a promotion id (1 or more), got {before}"
+        )));
+    }
+    let client = state.pool.get().await?;
+    let sensor_id = versions::sensor_id(&**client, name.as_str()).await?;
+    let (promotions, more) =
+        versions::promotions_page(&**client, Some(sensor_id), query.before, limit).await?;
+    let next_before = promotions.last().filter(|_| more).map(|p| p.id);
+    Ok(HttpResponse::Ok().json(SensorPromotions {
+        sensor: name.into(),
+        promotions,
+        next_before,
     }))
 }
 
