@@ -82,8 +82,14 @@ pub struct ModelsQuery {
 const DEFAULT_PAGE: i64 = 200;
 const MAX_PAGE: i64 = 1000;
 
-/// A page's `limit`: 1–1000, 200 when not given.
-fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+/// Checks a page's `before` (`what` it numbers, 1 or more) and returns its `limit`
+/// (1–1000, 200 when not given).
+fn page_limit(limit: Option<i64>, before: Option<i64>, what: &str) -> Result<i64, ApiError> {
+    if let Some(before) = before.filter(|b| *b < 1) {
+        return Err(ApiError::BadRequest(format!(
+            "before must be {what} (1 or more), got {before}"
+        )));
+    }
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if (1..=MAX_PAGE).contains(&limit) {
         Ok(limit)
@@ -136,12 +142,7 @@ pub async fn sensor_models(
     query: web::Query<ModelsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = sensor_in_path(&name)?;
-    let limit = page_limit(query.limit)?;
-    if let Some(before) = query.before.filter(|b| *b < 1) {
-        return Err(ApiError::BadRequest(format!(
-            "before must be a version number (1 or more), got {before}"
-        )));
-    }
+    let limit = page_limit(query.limit, query.before.map(i64::from), "a version number")?;
     let client = state.pool.get().await?;
     let sensor_id = versions::sensor_id(&**client, name.as_str()).await?;
     let champion = versions::champion(&**client, sensor_id).await?;
@@ -206,12 +207,7 @@ pub async fn sensor_promotions(
     query: web::Query<PromotionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = sensor_in_path(&name)?;
-    let limit = page_limit(query.limit)?;
-    if let Some(before) = query.before.filter(|b| *b < 1) {
-        return Err(ApiError::BadRequest(format!(
-            "before must be a promotion id (1 or more), got {before}"
-        )));
-    }
+    let limit = page_limit(query.limit, query.before, "a promotion id")?;
     let client = state.pool.get().await?;
     let sensor_id = versions::sensor_id(&**client, name.as_str()).await?;
     let (promotions, more) =
