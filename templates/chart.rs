@@ -376,8 +376,9 @@ pub fn sparkline(slots: &[Option<f64>], label: &str) -> Markup {
     }
 }
 
-/// A line chart of several named series over horizons 1..n (backtest MAE by horizon).
-pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str) -> Markup {
+/// A line chart of several named series over horizons 1..n steps of `step_secs`
+/// (backtest MAE by horizon).
+pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str, step_secs: i64) -> Markup {
     let n = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
     if n == 0 {
         return html! { p.muted { "No backtest errors recorded." } };
@@ -409,7 +410,7 @@ pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str) -> Markup {
     }
     html! {
         svg.chart #backtest-chart viewBox={ "0 0 " (W) " " (ch) } role="img" aria-labelledby="bt-title" {
-            title #bt-title { "Backtest " (y_label) " by forecast horizon (hours)" }
+            title #bt-title { "Backtest " (y_label) " by forecast horizon" }
             g.grid {
                 @for v in &yticks {
                     line x1=(fmt1(s.left)) x2=(fmt1(s.right)) y1=(fmt1(s.y(*v))) y2=(fmt1(s.y(*v))) {}
@@ -425,7 +426,7 @@ pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str) -> Markup {
             g.axis.x-axis {
                 line x1=(fmt1(s.left)) x2=(fmt1(s.right)) y1=(fmt1(s.bottom)) y2=(fmt1(s.bottom)) {}
                 @for h in (0..=n).step_by(xstep).filter(|h| *h >= 1) {
-                    text x=(fmt1(s.x(h as f64))) y=(fmt1(s.bottom + 18.0)) text-anchor="middle" { (h) " h" }
+                    text x=(fmt1(s.x(h as f64))) y=(fmt1(s.bottom + 18.0)) text-anchor="middle" { (horizon_tick(h, step_secs)) }
                 }
             }
             @for (i, (name, values)) in series.iter().enumerate() {
@@ -441,6 +442,15 @@ pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str) -> Markup {
                 li { span class={ "swatch s" (i % 6) } {} (name) }
             }
         }
+    }
+}
+
+/// The label of horizon `h`: "24 h" on hourly steps, otherwise how far ahead it is.
+fn horizon_tick(h: usize, step_secs: i64) -> String {
+    if step_secs == 3600 {
+        format!("{h} h")
+    } else {
+        super::format::age(h as i64 * step_secs)
     }
 }
 

@@ -40,6 +40,21 @@ pub fn age(secs: i64) -> String {
     }
 }
 
+/// A span of time in words: "1 hour", "6 hours", "48 hours", "5 days", "10 minutes".
+/// Days only from three on, so two days read as the 48 hours people say.
+pub fn span(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if secs >= 3 * 86_400 && secs % 86_400 == 0 {
+        plural(secs / 86_400, "day")
+    } else if secs >= 3600 && secs % 3600 == 0 {
+        plural(secs / 3600, "hour")
+    } else if secs >= 60 && secs % 60 == 0 {
+        plural(secs / 60, "minute")
+    } else {
+        plural(secs, "second")
+    }
+}
+
 /// A number with `digits` decimals, or an en dash when missing or not finite.
 pub fn num(v: Option<f64>, digits: usize) -> String {
     match v {

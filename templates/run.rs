@@ -151,7 +151,7 @@ pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str, version: Option<&VersionRecord>
                     }
                     h3 { "Backtest error by horizon" }
                     figure.chart-box {
-                        (horizon_chart(&by_horizon, &format!("MAE ({unit})")))
+                        (horizon_chart(&by_horizon, &format!("MAE ({unit})"), r.step_secs.map_or(3600, i64::from)))
                     }
                 }
             }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::chart::{forecast_chart, sparkline, BandPoint, ForecastChart};
-use super::format::{age, badge, duration_ms, metric, num, pct, short_time, time};
+use super::format::{age, badge, duration_ms, metric, num, pct, short_time, span, time};
 use super::layout::{page, Nav};
 use super::models::{metric_cells, METRIC_HEADERS};
 use super::Ctx;
@@ -14,14 +14,42 @@ use crate::registry::runs::RunRecord;
 use crate::registry::serving::ServedForecast;
 use crate::registry::versions::{PromotionRecord, VersionRecord};
 
-/// The horizons the selector offers: (query value, label).
-pub const HORIZONS: [(&str, &str); 5] = [
-    ("1h", "1 hour"),
-    ("6h", "6 hours"),
-    ("24h", "24 hours"),
-    ("48h", "48 hours"),
-    ("120h", "5 days"),
-];
+/// One choice of the horizon selector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HorizonChoice {
+    /// The `?horizon=` value: "6h", "30m".
+    pub query: String,
+    /// "6 hours", "5 days".
+    pub label: String,
+    pub steps: usize,
+}
+
+/// The horizons the selector offers for forecasts of `horizon` steps of `step_secs`: one
+/// step, 1, 6, 24 and 48 hours where they are whole numbers of steps within the forecast,
+/// and the whole forecast (the default), shortest first. With the default hourly steps
+/// and 120 of them: 1, 6, 24, 48 hours and 5 days.
+pub fn horizon_choices(step_secs: i64, horizon: usize) -> Vec<HorizonChoice> {
+    let step = step_secs.max(1);
+    let whole = step.saturating_mul(horizon as i64);
+    let mut secs: Vec<i64> = [step, 3600, 6 * 3600, 86_400, 2 * 86_400, whole]
+        .into_iter()
+        // The query is in minutes or hours (what `?horizon=` parses).
+        .filter(|s| *s % step == 0 && *s <= whole && *s % 60 == 0)
+        .collect();
+    secs.sort_unstable();
+    secs.dedup();
+    secs.into_iter()
+        .map(|s| HorizonChoice {
+            query: if s % 3600 == 0 {
+                format!("{}h", s / 3600)
+            } else {
+                format!("{}m", s / 60)
+            },
+            label: span(s),
+            steps: (s / step) as usize,
+        })
+        .collect()
+}
 
 pub struct SensorView {
     pub name: String,
@@ -32,7 +60,9 @@ pub struct SensorView {
     pub last: Option<(DateTime<Utc>, f64)>,
     pub stale_after_secs: i64,
     pub days: u32,
-    /// The selected horizon's query value (one of [`HORIZONS`]).
+    /// The selector's choices and the selected one's query value (empty when the
+    /// forecast's whole length cannot be written as one).
+    pub horizons: Vec<HorizonChoice>,
     pub horizon: String,
     pub history: Vec<(i64, f64)>,
     pub history_step: i64,
@@ -64,10 +94,11 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
             .collect(),
         Err(_) => Vec::new(),
     };
-    let horizon_label = HORIZONS
+    let horizon_label = v
+        .horizons
         .iter()
-        .find(|(q, _)| *q == v.horizon)
-        .map_or(v.horizon.as_str(), |(_, l)| l);
+        .find(|c| c.query == v.horizon)
+        .map_or(v.horizon.as_str(), |c| c.label.as_str());
     let chart = forecast_chart(&ForecastChart {
         history: &v.history,
         history_step: v.history_step,
@@ -123,8 +154,8 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                 form.controls method="get" action=(ctx.url(&base)) {
                     label for="horizon" { "Forecast horizon" }
                     select #horizon name="horizon" {
-                        @for (q, label) in HORIZONS {
-                            option value=(q) selected[q == v.horizon] { (label) }
+                        @for c in &v.horizons {
+                            option value=(c.query) selected[c.query == v.horizon] { (c.label) }
                         }
                     }
                     label for="days" { "History (days)" }
@@ -135,7 +166,7 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                     (chart)
                     figcaption {
                         ul.legend {
-                            li { span.swatch.history {} "history (hourly mean)" }
+                            li { span.swatch.history {} "history (" (history_means(v.history_step)) ")" }
                             li { span.swatch.forecast {} "forecast" }
                             li { span.swatch.band80 {} "80 % interval" }
                             li { span.swatch.band95 {} "95 % interval" }
@@ -318,4 +349,68 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
             }
         },
     )
+}
+
+/// What one point of the history line is: "hourly mean", "mean per 6 hours".
+fn history_means(bucket_secs: i64) -> String {
+    match bucket_secs {
+        3600 => "hourly mean".into(),
+        86_400 => "daily mean".into(),
+        s => format!("mean per {}", span(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queries_and_labels(step_secs: i64, horizon: usize) -> Vec<(String, String, usize)> {
+        horizon_choices(step_secs, horizon)
+            .into_iter()
+            .map(|c| (c.query, c.label, c.steps))
+            .collect()
+    }
+
+    fn owned(v: &[(&str, &str, usize)]) -> Vec<(String, String, usize)> {
+        v.iter()
+            .map(|(q, l, n)| (q.to_string(), l.to_string(), *n))
+            .collect()
+    }
+
+    #[test]
+    fn hourly_steps_offer_one_hour_to_five_days() {
+        assert_eq!(
+            queries_and_labels(3600, 120),
+            owned(&[
+                ("1h", "1 hour", 1),
+                ("6h", "6 hours", 6),
+                ("24h", "24 hours", 24),
+                ("48h", "48 hours", 48),
+                ("120h", "5 days", 120),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_choices_follow_the_configured_step_and_horizon() {
+        // 120 steps of 5 minutes: nothing beyond the 10 hours there are.
+        assert_eq!(
+            queries_and_labels(300, 120),
+            owned(&[
+                ("5m", "5 minutes", 1),
+                ("1h", "1 hour", 12),
+                ("6h", "6 hours", 72),
+                ("10h", "10 hours", 120),
+            ])
+        );
+        // Daily steps: no hour that is not a whole day.
+        assert_eq!(
+            queries_and_labels(86_400, 10),
+            owned(&[
+                ("24h", "24 hours", 1),
+                ("48h", "48 hours", 2),
+                ("240h", "10 days", 10),
+            ])
+        );
+    }
 }

@@ -352,6 +352,25 @@ async fn a_sensor_without_readings_or_model_still_gets_a_page() {
 }
 
 #[tokio::test]
+async fn the_horizon_selector_follows_the_configured_step() {
+    // 120 steps of 5 minutes: the page must not default to the 5 days of hourly steps.
+    let app = app_with(|s| s.forecast.step_secs = 300).await;
+    insert_sensor(&app.client().await, "fast-1").await;
+    let (status, html) = page(&app, "/sensors/fast-1").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("<option value=\"10h\" selected>10 hours</option>"),
+        "{html}"
+    );
+    assert!(html.contains("<option value=\"5m\">5 minutes</option>"));
+    assert!(!html.contains("value=\"120h\""));
+    let (status, _) = page(&app, "/sensors/fast-1?horizon=30m").await;
+    assert_eq!(status, 200);
+    let (status, html) = page(&app, "/sensors/fast-1?horizon=120h").await;
+    assert_eq!(status, 400, "{html}");
+}
+
+#[tokio::test]
 async fn unknown_things_get_an_html_404() {
     let app = app_with(|_| {}).await;
     let (status, html) = page(&app, "/sensors/no-such-sensor").await;

@@ -247,14 +247,24 @@ async fn sensor(
         cached_page(state, req, &ctx, || async {
         let settings = &state.settings;
         let f = &settings.forecast;
-        let horizon = query
-            .horizon
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .unwrap_or("120h")
-            .to_string();
-        let steps = serving::parse_horizon(&horizon, f.step_secs, f.horizon)
-            .map_err(|e| PageError::BadRequest(e.to_string()))?;
+        // The choices follow the configured step and horizon; the default is the whole
+        // forecast (a fixed "120h" was a 400 on every sensor page with 5-minute steps).
+        let horizons = templates::sensor::horizon_choices(f.step_secs, f.horizon);
+        let (horizon, steps) = match query.horizon.as_deref().filter(|h| !h.is_empty()) {
+            Some(h) => (
+                h.to_string(),
+                serving::parse_horizon(h, f.step_secs, f.horizon)
+                    .map_err(|e| PageError::BadRequest(e.to_string()))?,
+            ),
+            None => (
+                horizons
+                    .iter()
+                    .find(|c| c.steps == f.horizon)
+                    .map(|c| c.query.clone())
+                    .unwrap_or_default(),
+                f.horizon,
+            ),
+        };
         let days = match query.days.as_deref().filter(|d| !d.is_empty()) {
             None => settings.ui.history_days,
             Some(d) => d
@@ -325,6 +335,7 @@ async fn sensor(
             last: info.last,
             stale_after_secs: settings.ui.stale_after_secs,
             days,
+            horizons,
             horizon,
             history,
             history_step: bucket,
