@@ -426,7 +426,7 @@ pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str, step_secs: i6
             g.axis.x-axis {
                 line x1=(fmt1(s.left)) x2=(fmt1(s.right)) y1=(fmt1(s.bottom)) y2=(fmt1(s.bottom)) {}
                 @for h in (0..=n).step_by(xstep).filter(|h| *h >= 1) {
-                    text x=(fmt1(s.x(h as f64))) y=(fmt1(s.bottom + 18.0)) text-anchor="middle" { (horizon_tick(h, step_secs)) }
+                    text x=(fmt1(s.x(h as f64))) y=(fmt1(s.bottom + 18.0)) text-anchor="middle" { (horizon_tick(h, xstep, step_secs)) }
                 }
             }
             @for (i, (name, values)) in series.iter().enumerate() {
@@ -445,12 +445,15 @@ pub fn horizon_chart(series: &[(String, Vec<f64>)], y_label: &str, step_secs: i6
     }
 }
 
-/// The label of horizon `h`: "24 h" on hourly steps, otherwise how far ahead it is.
-fn horizon_tick(h: usize, step_secs: i64) -> String {
-    if step_secs == 3600 {
-        format!("{h} h")
+/// The label of horizon `h` (steps of `step_secs`) on an axis with a tick every `every`
+/// steps: how far ahead it is, in hours when every tick is a whole hour ("24 h"), else in
+/// minutes ("100 min", "300 min") so that one axis does not mix units.
+fn horizon_tick(h: usize, every: usize, step_secs: i64) -> String {
+    let secs = h as i64 * step_secs;
+    if (every as i64 * step_secs) % 3600 == 0 || step_secs % 60 != 0 {
+        super::format::ahead(secs)
     } else {
-        super::format::age(h as i64 * step_secs)
+        format!("{} min", secs / 60)
     }
 }
 
@@ -476,6 +479,17 @@ pub fn secs(ts: DateTime<Utc>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn horizon_ticks_keep_one_unit_per_axis() {
+        // Hourly steps, a tick every 10: hours.
+        assert_eq!(horizon_tick(120, 10, 3600), "120 h");
+        // 5-minute steps, a tick every 20 (100 min): minutes even where a tick is whole hours.
+        assert_eq!(horizon_tick(20, 20, 300), "100 min");
+        assert_eq!(horizon_tick(60, 20, 300), "300 min");
+        // 5-minute steps, a tick every 12 (1 h): hours.
+        assert_eq!(horizon_tick(24, 12, 300), "2 h");
+    }
 
     #[test]
     fn a_gap_breaks_the_line_and_a_lone_point_is_a_dot() {

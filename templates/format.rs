@@ -40,6 +40,18 @@ pub fn age(secs: i64) -> String {
     }
 }
 
+/// How far ahead a forecast step lies, in its own unit: "24 h", "96 h", "10 min", "90 min"
+/// (never rounded, unlike [`age`]).
+pub fn ahead(secs: i64) -> String {
+    if secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
 /// A span of time in words: "1 hour", "6 hours", "48 hours", "5 days", "10 minutes".
 /// Days only from three on, so two days read as the 48 hours people say.
 pub fn span(secs: i64) -> String {
@@ -102,6 +114,24 @@ mod tests {
         assert_eq!(age(7200), "2 h");
         assert_eq!(age(86_400 * 3), "3 d");
         assert_eq!(age(-4), "0 s");
+    }
+
+    #[test]
+    fn forecast_steps_ahead_keep_their_unit() {
+        assert_eq!(ahead(3600), "1 h");
+        assert_eq!(ahead(96 * 3600), "96 h");
+        assert_eq!(ahead(600), "10 min");
+        assert_eq!(ahead(5400), "90 min");
+        assert_eq!(ahead(45), "45 s");
+    }
+
+    #[test]
+    fn spans_in_words() {
+        assert_eq!(span(3600), "1 hour");
+        assert_eq!(span(2 * 86_400), "48 hours");
+        assert_eq!(span(5 * 86_400), "5 days");
+        assert_eq!(span(300), "5 minutes");
+        assert_eq!(span(90), "90 seconds");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::chart::{forecast_chart, sparkline, BandPoint, ForecastChart};
-use super::format::{age, badge, duration_ms, metric, num, pct, short_time, span, time};
+use super::format::{age, ahead, badge, duration_ms, metric, num, pct, short_time, span, time};
 use super::layout::{page, Nav};
 use super::models::{metric_cells, METRIC_HEADERS};
 use super::Ctx;
@@ -196,10 +196,10 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                                     th scope="col" class="num" { "95 % interval" }
                                 } }
                                 tbody {
-                                    @for (i, s) in f.steps.iter().enumerate() {
+                                    @for s in &f.steps {
                                         tr.forecast-row {
                                             td { (short_time(ctx, s.ts)) }
-                                            td.num { (i + 1) " h" }
+                                            td.num { (ahead((s.ts - f.issued_at).num_seconds())) }
                                             td.num { strong { (num(Some(s.value), 1)) } }
                                             td.num { (num(Some(s.lo80), 1)) "–" (num(Some(s.hi80), 1)) }
                                             td.num { (num(Some(s.lo95), 1)) "–" (num(Some(s.hi95), 1)) }

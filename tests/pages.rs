@@ -298,6 +298,10 @@ async fn the_sensor_page_draws_history_forecast_bands_and_now_and_lists_the_fore
         assert!(html.contains(id), "chart series {id} missing");
     }
     assert_eq!(count(&html, "class=\"forecast-row\""), 24);
+    // How far ahead each row lies, in hours.
+    assert!(html.contains("<td class=\"num\">1 h</td>"), "{html}");
+    assert!(html.contains("<td class=\"num\">24 h</td>"));
+    assert!(!html.contains("<td class=\"num\">25 h</td>"));
     // The history path is broken at the gap: more than one subpath.
     let d_start = html.find("id=\"history\" d=\"").expect("history path") + 16;
     let d = &html[d_start..d_start + html[d_start..].find('"').expect("end")];
