@@ -196,15 +196,23 @@ fn run_note(run: &runs::RunRecord, now: chrono::DateTime<chrono::Utc>) -> String
     }
 }
 
+/// The id of the sensor a `--sensor NAME` filter names, `None` without one.
+async fn sensor_filter(
+    client: &impl tokio_postgres::GenericClient,
+    name: Option<&str>,
+) -> Result<Option<i64>, RegistryError> {
+    match name {
+        Some(name) => Ok(Some(versions::sensor_id(client, name).await?)),
+        None => Ok(None),
+    }
+}
+
 pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), CliError> {
     with_database(&settings, |db| async move {
         let mut client = db.pool.get().await.map_err(RegistryError::from)?;
         match cmd {
             ModelsCommand::List { sensor, limit } => {
-                let sensor_id = match &sensor {
-                    Some(name) => Some(versions::sensor_id(&**client, name).await?),
-                    None => None,
-                };
+                let sensor_id = sensor_filter(&**client, sensor.as_deref()).await?;
                 let list = versions::list(&**client, sensor_id, limit).await?;
                 let rows: Vec<Vec<String>> = list
                     .into_iter()
@@ -246,10 +254,7 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                 status,
                 limit,
             } => {
-                let sensor_id = match &sensor {
-                    Some(name) => Some(versions::sensor_id(&**client, name).await?),
-                    None => None,
-                };
+                let sensor_id = sensor_filter(&**client, sensor.as_deref()).await?;
                 let list = runs::list_with_status(&**client, sensor_id, status, limit).await?;
                 let now = chrono::Utc::now();
                 let rows: Vec<Vec<String>> = list
@@ -286,10 +291,7 @@ pub async fn models(settings: Arc<Settings>, cmd: ModelsCommand) -> Result<(), C
                 );
             }
             ModelsCommand::Promotions { sensor, limit } => {
-                let sensor_id = match &sensor {
-                    Some(name) => Some(versions::sensor_id(&**client, name).await?),
-                    None => None,
-                };
+                let sensor_id = sensor_filter(&**client, sensor.as_deref()).await?;
                 let list = versions::promotions(&**client, sensor_id, limit).await?;
                 let rows: Vec<Vec<String>> = list
                     .into_iter()

@@ -107,14 +107,18 @@ pub async fn page(
             &[&sensor_id, &before, &(limit + 1)],
         )
         .await?;
+    Ok(take_page(&rows, limit, version_from_row))
+}
+
+/// The first `limit` of `rows` (queried with `LIMIT limit + 1`), mapped, and whether a
+/// further row showed that more remain.
+fn take_page<T>(
+    rows: &[tokio_postgres::Row],
+    limit: i64,
+    map: impl Fn(&tokio_postgres::Row) -> T,
+) -> (Vec<T>, bool) {
     let more = rows.len() as i64 > limit;
-    Ok((
-        rows.iter()
-            .take(limit as usize)
-            .map(version_from_row)
-            .collect(),
-        more,
-    ))
+    (rows.iter().take(limit as usize).map(map).collect(), more)
 }
 
 pub async fn get(
@@ -175,22 +179,15 @@ pub async fn promotions_page(
             &[&sensor_id, &before, &(limit + 1)],
         )
         .await?;
-    let more = rows.len() as i64 > limit;
-    Ok((
-        rows.iter()
-            .take(limit as usize)
-            .map(|r| PromotionRecord {
-                id: r.get(0),
-                sensor: r.get(1),
-                from_version: r.get(2),
-                to_version: r.get(3),
-                kind: r.get(4),
-                reason: r.get(5),
-                at: r.get(6),
-            })
-            .collect(),
-        more,
-    ))
+    Ok(take_page(&rows, limit, |r| PromotionRecord {
+        id: r.get(0),
+        sensor: r.get(1),
+        from_version: r.get(2),
+        to_version: r.get(3),
+        kind: r.get(4),
+        reason: r.get(5),
+        at: r.get(6),
+    }))
 }
 
 /// Takes the lock that serialises every change to a sensor's versions (numbering,
