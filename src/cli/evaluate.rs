@@ -23,6 +23,10 @@ pub struct EvaluateArgs {
     /// Steps forecast at each origin.
     #[arg(long, default_value_t = 120)]
     pub horizon: usize,
+    /// Grid step in seconds the readings are averaged onto, as the server's
+    /// `forecast.step_secs` (a whole fraction of a day); horizons count these steps.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub step_secs: i64,
     /// Evaluation window: the last N days, origins every 24 h.
     #[arg(long, default_value_t = 60)]
     pub window_days: u32,
@@ -53,6 +57,7 @@ pub fn run(args: EvaluateArgs) -> Result<(), CliError> {
         value_col: args.value_col,
         horizon: args.horizon,
         window_days: args.window_days,
+        step_secs: args.step_secs,
         models: args.models,
         kind: args.kind,
         jobs: args.jobs.map_or_else(forecast::default_jobs, usize::from),

@@ -33,6 +33,8 @@ pub struct EvaluateOptions {
     pub value_col: String,
     pub horizon: usize,
     pub window_days: u32,
+    /// Grid step in seconds (a whole fraction of a day, as the server's `forecast.step_secs`).
+    pub step_secs: i64,
     /// Models to score; `None` = all of [`Algorithm::ALL`].
     pub models: Option<Vec<Algorithm>>,
     /// The quantity: its range bounds the values read and the forecasts.
@@ -56,6 +58,7 @@ impl Default for EvaluateOptions {
             value_col: "value".into(),
             horizon: 120,
             window_days: 60,
+            step_secs: 3600,
             models: None,
             kind: SensorKind::Humidity,
             jobs: default_jobs(),
@@ -281,9 +284,18 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
         ));
     };
     let (lower, upper) = opts.kind.valid_range();
+    if opts.step_secs <= 0 || opts.step_secs > 43_200 || 86_400 % opts.step_secs != 0 {
+        return Err(ForecastError::InvalidConfig(format!(
+            "step {} s must divide a day into at least two steps (300, 600, 900, 1800, 3600, …)",
+            opts.step_secs
+        )));
+    }
     let cfg = ForecastConfig {
+        step_secs: opts.step_secs,
         horizon: opts.horizon,
         window_days: opts.window_days,
+        // Two weeks, as the server's default `forecast.min_history_days`.
+        min_history_steps: 14 * period_for_step(opts.step_secs),
         lower,
         upper,
         ..ForecastConfig::default()

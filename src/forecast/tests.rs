@@ -1163,3 +1163,46 @@ fn a_band_is_as_much_narrower_near_saturation_as_the_spread_says() {
         "{mid} / {humid} vs {expected}"
     );
 }
+
+#[test]
+fn evaluate_averages_onto_the_step_it_is_given_and_refuses_one_that_does_not_divide_a_day() {
+    // Readings every half hour that alternate 20 %RH apart around a slow weekly drift: on
+    // hourly steps the alternation averages out and the last value forecasts well; on
+    // half-hour steps every other step misses by 20.
+    let mut csv = String::from("ts,value\n");
+    let start = 1_735_689_600i64;
+    for i in 0..20 * 48 {
+        let drift = 5.0 * (std::f64::consts::TAU * i as f64 / (7.0 * 48.0)).sin();
+        let v = 50.0 + drift + if i % 2 == 0 { -10.0 } else { 10.0 };
+        let ts = DateTime::from_timestamp(start + 1800 * i, 0).expect("ts");
+        csv.push_str(&format!("{},{v}\n", ts.to_rfc3339()));
+    }
+    let naive_mae = |step_secs: i64| {
+        let report = evaluate_text(
+            &format!("step{step_secs}"),
+            &csv,
+            EvaluateOptions {
+                step_secs,
+                ..quick_evaluate()
+            },
+        )
+        .expect("evaluate");
+        let naive = report.models.iter().find(|m| m.model == Algorithm::Naive);
+        naive.expect("naive scored").mae_1_24
+    };
+    let (hourly, half_hourly) = (naive_mae(3600), naive_mae(1800));
+    assert!(hourly < 2.0, "hourly means hide the alternation: {hourly}");
+    assert!(half_hourly > 8.0, "half-hour steps see it: {half_hourly}");
+    for bad in [0, 7, 86_400] {
+        let err = evaluate_text(
+            "badstep",
+            &csv,
+            EvaluateOptions {
+                step_secs: bad,
+                ..quick_evaluate()
+            },
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains(&format!("step {bad} s")), "{err}");
+    }
+}
