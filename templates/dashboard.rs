@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::chart::sparkline;
-use super::format::{age, num};
+use super::format::{age, ahead, num, span};
 use super::layout::{page, Nav};
 use super::Ctx;
 
@@ -19,8 +19,9 @@ pub struct SensorRow {
     pub last_value: Option<f64>,
     /// Hourly means of the last 48 hours, oldest first; `None` where nothing arrived.
     pub spark: Vec<Option<f64>>,
-    /// Lowest and highest point forecast of the next 24 hours, from the latest issued forecast.
-    pub next24: Option<(f64, f64)>,
+    /// Lowest and highest point forecast of the next day (or of the whole forecast, when it
+    /// is shorter), from the latest issued forecast.
+    pub next: Option<(f64, f64)>,
     /// Champion version number, algorithm and whether it is a baseline.
     pub champion: Option<(i32, String, bool)>,
     pub backtest_mase: Option<f64>,
@@ -47,10 +48,12 @@ impl Sort {
     }
 }
 
-/// `rows` are sorted by name; `filter` keeps those whose name or location contains it.
+/// `rows` are sorted by name; `filter` keeps those whose name or location contains it;
+/// `next_secs` is how far ahead the "next" column's range reaches.
 pub fn dashboard(
     ctx: &Ctx,
     rows: &[SensorRow],
+    next_secs: i64,
     stale_after_secs: i64,
     filter: &str,
     sort: Sort,
@@ -113,14 +116,14 @@ pub fn dashboard(
                 }
                 div.table-wrap {
                     table.sensors #sensors {
-                        caption.visually-hidden { "Sensors, their last reading, the last 48 hours, the next 24 hours and their model" }
+                        caption.visually-hidden { "Sensors, their last reading, the last 48 hours, the next " (span(next_secs)) " and their model" }
                         thead {
                             tr {
                                 th scope="col" { "Sensor" }
                                 th scope="col" class="num" { "Last reading" }
                                 th scope="col" { "Age" }
                                 th scope="col" { "Last 48 h" }
-                                th scope="col" class="num" { "Next 24 h" }
+                                th scope="col" class="num" { "Next " (ahead(next_secs)) }
                                 th scope="col" { "Model" }
                                 th scope="col" class="num" { abbr title="Live mean absolute scaled error, hours 1–24, last 7 days (below 1 beats “same time yesterday”)" { "Live MASE" } }
                             }
@@ -147,7 +150,7 @@ pub fn dashboard(
                                     }
                                     td { (sparkline(&r.spark, &format!("{} over the last 48 hours", r.name))) }
                                     td.num {
-                                        @if let Some((lo, hi)) = r.next24 { (num(Some(lo), 0)) "–" (num(Some(hi), 0)) " " span.unit { (r.unit) } } @else { "–" }
+                                        @if let Some((lo, hi)) = r.next { (num(Some(lo), 0)) "–" (num(Some(hi), 0)) " " span.unit { (r.unit) } } @else { "–" }
                                     }
                                     td {
                                         @if let Some((v, algo, baseline)) = &r.champion {

@@ -257,6 +257,7 @@ async fn the_dashboard_lists_every_sensor_with_its_latest_state() {
     let row = &row[..row.find("</tr>").expect("row end")];
     assert!(row.contains(">v1<"), "champion shown: {row}");
     assert!(row.contains("%RH"), "next-24 h range shown: {row}");
+    assert!(html.contains(">Next 24 h</th>"), "{html}");
 
     // Filter and sort (plain GET form).
     let (_, html) = page(&app, "/?q=cell").await;
@@ -372,6 +373,11 @@ async fn the_horizon_selector_follows_the_configured_step() {
     assert_eq!(status, 200);
     let (status, html) = page(&app, "/sensors/fast-1?horizon=120h").await;
     assert_eq!(status, 400, "{html}");
+    // The dashboard's range covers the 10 hours forecast, and says so.
+    let (status, html) = page(&app, "/").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(">Next 10 h</th>"), "{html}");
+    assert!(html.contains("the next 10 hours"), "{html}");
 }
 
 #[tokio::test]

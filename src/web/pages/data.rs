@@ -13,13 +13,14 @@ pub const SPARK_HOURS: i64 = 48;
 /// Most points the sensor chart draws; longer histories are averaged into wider buckets.
 pub const MAX_CHART_POINTS: i64 = 720;
 
-/// Every sensor with its last reading, 48 h of hourly means, the next-24 h range of its
-/// latest issued forecast, its champion and its latest live score — one query, each part
+/// Every sensor with its last reading, 48 h of hourly means, the range of its latest issued
+/// forecast over the next `next_secs` seconds, its champion and its latest live score — one query, each part
 /// an index range scan per sensor (readings by (sensor_id, ts), forecasts by
 /// (sensor_id, issued_at, …), live scores by (sensor_id, scored_at)).
 pub async fn dashboard_rows(
     client: &impl GenericClient,
     now: DateTime<Utc>,
+    next_secs: i64,
 ) -> Result<Vec<SensorRow>, PageError> {
     // Slot i covers the hour starting at spark_start + i h; the last slot is the current hour.
     let hour_start = now.timestamp() - now.timestamp().rem_euclid(3600);
@@ -40,13 +41,13 @@ pub async fn dashboard_rows(
                  SELECT min(f.value) AS lo, max(f.value) AS hi FROM issued_forecasts f \
                  WHERE f.sensor_id = s.id \
                    AND f.issued_at = (SELECT max(i.issued_at) FROM issued_forecasts i WHERE i.sensor_id = s.id) \
-                   AND f.target_ts > $2 AND f.target_ts <= $2 + interval '24 hours') fc ON true \
+                   AND f.target_ts > $2 AND f.target_ts <= $2 + make_interval(secs => $3)) fc ON true \
              LEFT JOIN model_versions v ON v.sensor_id = s.id AND v.status = 'champion' \
              LEFT JOIN LATERAL (SELECT x.mase_1_24, x.n FROM live_scores x \
                                 WHERE x.sensor_id = s.id AND x.window_hours = 168 \
                                 ORDER BY x.scored_at DESC LIMIT 1) ls ON true \
              ORDER BY s.name",
-            &[&spark_start, &now],
+            &[&spark_start, &now, &(next_secs as f64)],
         )
         .await?;
     Ok(rows
@@ -77,7 +78,7 @@ pub async fn dashboard_rows(
                 last_ts: r.get(4),
                 last_value: r.get(5),
                 spark,
-                next24: lo.zip(hi),
+                next: lo.zip(hi),
                 champion: version
                     .zip(algorithm)
                     .map(|(v, a)| (v, a, baseline.unwrap_or(false))),

@@ -209,13 +209,20 @@ async fn dashboard(
     let (state, req) = (&*state, &req);
     serve_page(state, req, Access::Read, |ctx| async move {
         cached_page(state, req, &ctx, || async {
+            // The "next" column covers a day, or the whole forecast when it is shorter.
+            let f = &state.settings.forecast;
+            let next_secs = f
+                .step_secs
+                .saturating_mul(i64::try_from(f.horizon).unwrap_or(i64::MAX))
+                .min(86_400);
             let client = state.pool.get().await?;
-            let rows = data::dashboard_rows(&**client, ctx.now).await?;
+            let rows = data::dashboard_rows(&**client, ctx.now, next_secs).await?;
             drop(client);
             let sort = templates::dashboard::Sort::parse(query.sort.as_deref());
             Ok(templates::dashboard::dashboard(
                 &ctx,
                 &rows,
+                next_secs,
                 state.settings.ui.stale_after_secs,
                 query.q.as_deref().unwrap_or_default(),
                 sort,
