@@ -14,6 +14,10 @@
 #   SERIES=indoor PEERS=1 benches/...            instead of the seven outdoor years, eight
 #                                                indoor rooms of one house over 137 days
 #                                                (benches/data/README.md)
+#   SERIES=indoor10 PEERS=1 benches/...          the same rooms' last 104 days on 10-minute
+#                                                steps (--step-secs 600, 30 days scored,
+#                                                120 steps = 20 h ahead): a sensor served on
+#                                                a finer grid than hourly
 #
 # Peer scores do not depend on hygrocast, so they are cached per series and peer in
 # target/rh-data/peers.json (peers-last<N>d.json with TAIL_DAYS; delete it to re-measure); the first run takes ~5 min for the two
@@ -35,8 +39,16 @@ TAIL_DAYS=${TAIL_DAYS:-}
 [[ -z "$TAIL_DAYS" || "$TAIL_DAYS" =~ ^[1-9][0-9]*$ ]] ||
     { echo "TAIL_DAYS must be a whole number of days, got '$TAIL_DAYS'" >&2; exit 2; }
 SERIES=${SERIES:-outdoor}
-[[ "$SERIES" = outdoor || "$SERIES" = indoor ]] ||
-    { echo "SERIES must be outdoor or indoor, got '$SERIES'" >&2; exit 2; }
+[[ "$SERIES" = outdoor || "$SERIES" = indoor || "$SERIES" = indoor10 ]] ||
+    { echo "SERIES must be outdoor, indoor or indoor10, got '$SERIES'" >&2; exit 2; }
+ROOMS=benches/data/uci_appliances_indoor_rh.csv
+PER_DAY=24
+if [ "$SERIES" = indoor10 ]; then
+    ROOMS=benches/data/uci_appliances_indoor_rh_10min.csv
+    EXTRA=(--step-secs 600 --window-days 30 "${EXTRA[@]}")
+    PER_DAY=144
+    export PEERS_PERIOD=144 PEERS_WINDOW_DAYS=30
+fi
 PEERS_JSON=$DATA/peers${TAIL_DAYS:+-last${TAIL_DAYS}d}.json
 [ "$SERIES" = outdoor ] || PEERS_JSON=${PEERS_JSON%.json}-$SERIES.json
 
@@ -53,9 +65,9 @@ mkdir -p "$DATA"
 # Regenerated every run (2 s) so the CSVs can never lag behind rh_series.py.
 rm -rf "$DATA/csv" "$DATA/json"
 mkdir -p "$DATA/json" "$DATA/csv"
-if [ "$SERIES" = indoor ]; then
+if [ "$SERIES" != outdoor ]; then
     # One committed file with a column per room: one ts,value CSV per room.
-    "$VENV/bin/python" - benches/data/uci_appliances_indoor_rh.csv "$DATA/csv" <<'EOF'
+    "$VENV/bin/python" - "$ROOMS" "$DATA/csv" <<'EOF'
 import csv, pathlib, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 for room in [c for c in rows[0] if c != "ts"]:
@@ -69,9 +81,9 @@ ref=../shared/data/greensboro_723170.csv  # the project's reference copy, when s
 [ "$SERIES" != outdoor ] || [ ! -f "$ref" ] || cmp -s "$ref" "$DATA/csv/greensboro_723170.csv" ||
     echo "warning: $DATA/csv/greensboro_723170.csv differs from $ref" >&2
 if [ -n "$TAIL_DAYS" ]; then
-    # The series are hourly: keep the header and the last TAIL_DAYS * 24 rows.
+    # Keep the header and the last TAIL_DAYS days of rows.
     for f in "$DATA"/csv/*.csv; do
-        { head -n 1 "$f"; tail -n +2 "$f" | tail -n $((TAIL_DAYS * 24)); } >"$f.tail"
+        { head -n 1 "$f"; tail -n +2 "$f" | tail -n $((TAIL_DAYS * PER_DAY)); } >"$f.tail"
         mv "$f.tail" "$f"
     done
 fi
