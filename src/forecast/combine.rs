@@ -30,6 +30,10 @@
 //! 1.012 both, young sensors 0.830 / 1.118 → 0.829 / 1.117, indoor rooms 0.925 / 1.414 →
 //! 0.926 / 1.415) for a fifth less time per backtest.
 //!
+//! On a grid finer than hourly, "the first day" of both rules is the first 24 steps
+//! ([`blend_first_block`]): there a 120-step forecast lies wholly within a day, and the
+//! plain ridge would never take part.
+//!
 //! The weights are learned on the inner-validation forecasts that `training` already makes
 //! (members fitted before the split forecast the origins after it, so every forecast is out
 //! of sample and nothing after the end of the training data is used), in two stages, each
@@ -62,17 +66,35 @@
 
 use std::ops::Range;
 
-use super::features::{FeatureFrame, Transform};
+use super::features::{FeatureFrame, Transform, LAGS_PER_DAY};
 use super::ForecastError;
 
 /// Days ahead the Blend's analog forecasts (and may have weight): the first. Forecasting no
 /// further also lets its library hold situations a day old rather than five.
 pub const ANALOG_DAYS: usize = 1;
 
-/// Horizons the Blend's analog forecasts when the Blend forecasts `horizon` steps of a
-/// series with `period` steps a day.
-pub fn blend_analog_horizon(horizon: usize, period: usize) -> usize {
-    (ANALOG_DAYS * period.max(1)).min(horizon)
+/// Steps of the Blend's first block, in which the analog has a say and after which the plain
+/// ridge has one: the first day ([`ANALOG_DAYS`]) on hourly or coarser steps, and from
+/// feature version 3 on the first 24 steps on a finer grid. The analog's edge is the next
+/// hours, not the next day: on eight indoor rooms at 10-minute steps (`SERIES=indoor10`,
+/// 120 steps = 20 hours, so all of it "the first day"), the analog alone scored MASE 1.081
+/// at steps 1-120 against the rich ridge's 1.045, and with the block cut to 4 hours the
+/// blend went from 0.693 / 1.046 to 0.693 / 1.021 (steps 1-24 / 1-120; at 1-120 five rooms
+/// better by 3-7 %, three worse by at most 1.5 %). Models fitted before keep the block their
+/// weights were learned for.
+pub fn blend_first_block(frame: &FeatureFrame<'_>) -> usize {
+    let day = ANALOG_DAYS * frame.period().max(1);
+    if frame.feature_version() >= 3 {
+        day.min(LAGS_PER_DAY)
+    } else {
+        day
+    }
+}
+
+/// Horizons the Blend's analog forecasts when the Blend forecasts `horizon` steps of the
+/// series of `frame`.
+pub fn blend_analog_horizon(horizon: usize, frame: &FeatureFrame<'_>) -> usize {
+    blend_first_block(frame).min(horizon)
 }
 
 /// Number of Blend members: ridge, analog, plain ridge, climatology.

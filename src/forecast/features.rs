@@ -7,8 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped whenever the meaning or order of feature columns changes.
-pub const FEATURE_VERSION: u32 = 2;
+/// Bumped whenever what a fitted model is fed from the history changes: the meaning or
+/// order of feature columns, or which horizons a Blend member forecasts. A stored model
+/// keeps the version it was fitted with and its inputs are rebuilt by that version's
+/// rules, so a change that only alters what new fits see needs no new model format.
+/// 3: on a finer grid than hourly the Blend's first block is 24 steps, not a day
+/// (`combine::blend_first_block`); hourly and coarser steps are as in version 2.
+pub const FEATURE_VERSION: u32 = 3;
 
 /// Names of the columns produced by [`FeatureFrame::row`], in order.
 pub const FEATURE_NAMES: [&str; 20] = [
@@ -177,6 +182,9 @@ pub struct FeatureFrame<'a> {
     start_unix: i64,
     step_secs: i64,
     period: usize,
+    /// The [`FEATURE_VERSION`] whose rules the frame follows (a stored model's, or the
+    /// current one).
+    version: u32,
     origin: Vec<Option<[f64; N_ORIGIN]>>,
     /// Exponentially weighted mean of the observed values up to each step (see
     /// [`ewm_levels`]).
@@ -184,12 +192,34 @@ pub struct FeatureFrame<'a> {
 }
 
 impl<'a> FeatureFrame<'a> {
-    /// `values` may contain gaps; rows touching a gap are `None`.
-    pub fn build(
+    /// `values` may contain gaps; rows touching a gap are `None`. Features of the current
+    /// [`FEATURE_VERSION`].
+    #[cfg(test)]
+    pub(crate) fn build(
         values: &'a [Option<f64>],
         start_unix: i64,
         step_secs: i64,
         period: usize,
+    ) -> Self {
+        Self::with_version(values, start_unix, step_secs, period, FEATURE_VERSION)
+    }
+
+    /// Features as `spec` (a stored model's) defines them, whichever version made it.
+    pub fn for_spec(
+        values: &'a [Option<f64>],
+        start_unix: i64,
+        step_secs: i64,
+        spec: &FeatureSpec,
+    ) -> Self {
+        Self::with_version(values, start_unix, step_secs, spec.period, spec.version)
+    }
+
+    fn with_version(
+        values: &'a [Option<f64>],
+        start_unix: i64,
+        step_secs: i64,
+        period: usize,
+        version: u32,
     ) -> Self {
         // One pass of the slow mean serves both the origin row and the linear row.
         let long_mean = ewm_levels(values, period);
@@ -199,6 +229,7 @@ impl<'a> FeatureFrame<'a> {
             start_unix,
             step_secs,
             period,
+            version,
             origin,
             long_mean,
         }
@@ -206,7 +237,18 @@ impl<'a> FeatureFrame<'a> {
 
     /// The same history on another scale (`values` index for index), features rebuilt.
     pub fn rescaled<'b>(&self, values: &'b [Option<f64>]) -> FeatureFrame<'b> {
-        FeatureFrame::build(values, self.start_unix, self.step_secs, self.period)
+        FeatureFrame::with_version(
+            values,
+            self.start_unix,
+            self.step_secs,
+            self.period,
+            self.version,
+        )
+    }
+
+    /// The feature version whose rules built this frame.
+    pub fn feature_version(&self) -> u32 {
+        self.version
     }
 
     /// The values the frame was built from.
@@ -474,6 +516,37 @@ mod tests {
         // The slow mean of a rising series lags behind it (and is finite).
         let slow = lag[N_LAG_FEATURES - 1];
         assert!(slow.is_finite() && slow < -100.0 && slow > -300.0, "{slow}");
+    }
+
+    #[test]
+    fn the_blends_first_block_follows_the_step_and_a_stored_models_version() {
+        use super::super::combine::{blend_analog_horizon, blend_first_block};
+        let values: Vec<Option<f64>> = (0..2000).map(|i| Some(i as f64)).collect();
+        // 10-minute steps: 4 hours from version 3 on; a model fitted by version 2 keeps
+        // the first day its weights were learned for.
+        let now = FeatureFrame::build(&values, 0, 600, 144);
+        assert_eq!(now.feature_version(), FEATURE_VERSION);
+        assert_eq!(blend_first_block(&now), 24);
+        assert_eq!(blend_analog_horizon(12, &now), 12);
+        let spec = FeatureSpec {
+            version: 2,
+            ..FeatureSpec::new(600, Transform::Identity)
+        };
+        let old = FeatureFrame::for_spec(&values, 0, 600, &spec);
+        assert_eq!(blend_first_block(&old), 144);
+        // Rescaling keeps the version.
+        assert_eq!(blend_first_block(&old.rescaled(&values)), 144);
+        // Hourly and coarser: the first day, in every version.
+        assert_eq!(
+            blend_first_block(&FeatureFrame::build(&values, 0, 3600, 24)),
+            24
+        );
+        assert_eq!(
+            blend_first_block(&FeatureFrame::build(&values, 0, 7200, 12)),
+            12
+        );
+        // The feature rows themselves are the same in both versions.
+        assert_eq!(now.lag_row(1500), old.lag_row(1500));
     }
 
     #[test]

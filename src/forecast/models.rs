@@ -301,8 +301,8 @@ impl FittedModel {
                 max: self.horizon,
             });
         }
-        let period = self.feature_spec.period;
-        let transform = self.feature_spec.transform;
+        let spec = &self.feature_spec;
+        let (period, transform) = (spec.period, spec.transform);
         let filled: Vec<Option<f64>> = causal_fill(values, period)
             .into_iter()
             .map(|v| Some(transform.forward(v)))
@@ -323,8 +323,8 @@ impl FittedModel {
             .map(|v| v.map(|y| transform.forward(y)))
             .collect();
         let frames = Frames {
-            filled: &FeatureFrame::build(&filled, start_unix, self.step_secs, period),
-            raw: &FeatureFrame::build(&raw_values, start_unix, self.step_secs, period),
+            filled: &FeatureFrame::for_spec(&filled, start_unix, self.step_secs, spec),
+            raw: &FeatureFrame::for_spec(&raw_values, start_unix, self.step_secs, spec),
         };
         let points = predict_levels(&self.estimator, &frames, &[t], horizon, transform)?;
         Ok(points
@@ -418,7 +418,7 @@ pub(crate) fn predict_levels(
                     max: weights.len(),
                 })?;
             let ridge = back(ridge_levels(ridge, frame, origins, &levels, horizon)?);
-            let analog_horizon = blend_analog_horizon(horizon, frame.period());
+            let analog_horizon = blend_analog_horizon(horizon, frame);
             let analog = back(analog_levels(
                 analog,
                 frames,

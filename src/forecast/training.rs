@@ -15,7 +15,8 @@ use super::analog::{
     descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
 use super::combine::{
-    blend_analog_horizon, climatology_levels, combine, learn_weights, CLIMATOLOGY_DAYS,
+    blend_analog_horizon, blend_first_block, climatology_levels, combine, learn_weights,
+    CLIMATOLOGY_DAYS,
 };
 use super::features::{
     ridge_column_sets, FeatureFrame, FeatureSpec, Transform, LOOKBACK_DAYS, N_LAG_FEATURES,
@@ -247,7 +248,7 @@ impl<'a> Context<'a> {
             }
         });
         let frame =
-            |v| FeatureFrame::build(v, series.start_unix(), series.step_secs, data.spec.period);
+            |v| FeatureFrame::for_spec(v, series.start_unix(), series.step_secs, &data.spec);
         Context {
             raw: frame(&data.transformed),
             filled: frame(&data.filled),
@@ -527,7 +528,7 @@ fn fit_learned(
     let use_analog = matches!(algo, Algorithm::Analog | Algorithm::Blend);
     // Inside the Blend the analog forecasts only the horizons where it may have weight.
     let analog_horizon = match algo {
-        Algorithm::Blend => blend_analog_horizon(h_max, p),
+        Algorithm::Blend => blend_analog_horizon(h_max, filled),
         _ => h_max,
     };
     let transform = ctx.spec.transform;
@@ -587,7 +588,7 @@ fn fit_learned(
             ));
             // Without a trustworthy plain ridge its place holds no forecasts, and no weight.
             let (plain, plain_span) = match plain_preds {
-                Some(plain) => (plain, p..usize::MAX),
+                Some(plain) => (plain, blend_first_block(filled)..usize::MAX),
                 None => (Vec::new(), 0..0),
             };
             let members = [r, a, plain, c];
