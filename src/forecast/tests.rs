@@ -1206,3 +1206,43 @@ fn evaluate_averages_onto_the_step_it_is_given_and_refuses_one_that_does_not_div
         assert!(err.to_string().contains(&format!("step {bad} s")), "{err}");
     }
 }
+
+#[test]
+fn on_ten_minute_steps_the_blends_analog_weighs_the_first_24_steps_and_the_plain_ridge_after() {
+    // 40 days of synthetic humidity on 10-minute steps: the hourly generator, interpolated.
+    let hourly = synthetic::generate_readings(&SyntheticSpec {
+        days: 40,
+        gap_rate: 0.0,
+        ..SyntheticSpec::default()
+    });
+    let mut readings = Vec::new();
+    for pair in hourly.windows(2) {
+        let ((t0, a), (_, b)) = (pair[0], pair[1]);
+        for k in 0..6 {
+            let v = a + (b - a) * f64::from(k) / 6.0;
+            readings.push((t0 + Duration::minutes(10 * i64::from(k)), v));
+        }
+    }
+    let cfg = ForecastConfig {
+        step_secs: 600,
+        min_history_steps: 14 * 144,
+        ..ForecastConfig::default()
+    };
+    let series = resample(&readings, &cfg);
+    let model = fit(&series, Algorithm::Blend, &cfg).expect("fit");
+    let models::Estimator::Blend { weights, .. } = &model.estimator else {
+        panic!("a blend");
+    };
+    assert_eq!(weights.len(), 120);
+    for (i, w) in weights.iter().enumerate() {
+        if i >= 24 {
+            assert_eq!(w[1], 0.0, "no analog at step {}: {w:?}", i + 1);
+        }
+    }
+    assert!(
+        weights[24..].iter().any(|w| w[2] > 0.0),
+        "the plain ridge has a say past the first 24 steps: {:?}",
+        &weights[24..30]
+    );
+    assert!(weights[..24].iter().all(|w| w[2] == 0.0));
+}
