@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::backtest::{backtest_each, first_origin, history_floor, select_and_fit};
-use super::features::period_for_step;
+use super::features::{period_for_step, steps_per_day};
 use super::metrics::median;
 use super::models::Algorithm;
 use super::plural;
@@ -284,18 +284,18 @@ pub fn evaluate_csv(opts: &EvaluateOptions) -> Result<EvaluateReport, ForecastEr
         ));
     };
     let (lower, upper) = opts.kind.valid_range();
-    if opts.step_secs <= 0 || opts.step_secs > 43_200 || 86_400 % opts.step_secs != 0 {
-        return Err(ForecastError::InvalidConfig(format!(
+    let per_day = steps_per_day(opts.step_secs).ok_or_else(|| {
+        ForecastError::InvalidConfig(format!(
             "step {} s must divide a day into at least two steps (300, 600, 900, 1800, 3600, …)",
             opts.step_secs
-        )));
-    }
+        ))
+    })?;
     let cfg = ForecastConfig {
         step_secs: opts.step_secs,
         horizon: opts.horizon,
         window_days: opts.window_days,
         // Two weeks, as the server's default `forecast.min_history_days`.
-        min_history_steps: 14 * period_for_step(opts.step_secs),
+        min_history_steps: 14 * per_day,
         lower,
         upper,
         ..ForecastConfig::default()

@@ -168,11 +168,13 @@ pub fn ridge_column_sets() -> [Vec<usize>; 3] {
 /// Steps per day; 24 for hourly data. Falls back to 24 when the step does not divide a day,
 /// so the code still runs (the daily features then only approximate a day).
 pub fn period_for_step(step_secs: i64) -> usize {
-    if step_secs > 0 && step_secs <= 43_200 && 86_400 % step_secs == 0 {
-        (86_400 / step_secs) as usize
-    } else {
-        24
-    }
+    steps_per_day(step_secs).unwrap_or(24)
+}
+
+/// Steps per day when `step_secs` divides a day into at least two steps.
+pub fn steps_per_day(step_secs: i64) -> Option<usize> {
+    (step_secs > 0 && step_secs <= 43_200 && 86_400 % step_secs == 0)
+        .then(|| (86_400 / step_secs) as usize)
 }
 
 /// Precomputed origin-only features for every step of a series, plus what is needed for the
