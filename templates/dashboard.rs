@@ -125,7 +125,7 @@ pub fn dashboard(
                                 th scope="col" { "Last 48 h" }
                                 th scope="col" class="num" { "Next " (ahead(next_secs)) }
                                 th scope="col" { "Model" }
-                                th scope="col" class="num" { abbr title="Live mean absolute scaled error, hours 1–24, last 7 days (below 1 beats “same time yesterday”)" { "Live MASE" } }
+                                th scope="col" class="num" { abbr title=(format!("Live mean absolute scaled error, horizons {}, last 7 days (below 1 beats “same time yesterday”)", ctx.block(24))) { "Live MASE" } }
                             }
                         }
                         tbody {

@@ -52,6 +52,8 @@ pub fn ahead(secs: i64) -> String {
     }
 }
 
+pub use crate::forecast::horizon_block;
+
 /// A span of time in words: "1 hour", "6 hours", "48 hours", "5 days", "10 minutes".
 /// Days only from three on, so two days read as the 48 hours people say.
 pub fn span(secs: i64) -> String {

@@ -50,6 +50,8 @@ pub struct Ctx {
     pub login_enabled: bool,
     /// When the request is answered: ages and the "now" marker are relative to it.
     pub now: DateTime<Utc>,
+    /// `forecast.step_secs`: the grid the scores' horizon blocks count steps of.
+    pub step_secs: i64,
 }
 
 /// A logged-in admin.
@@ -60,6 +62,11 @@ pub struct Admin {
 }
 
 impl Ctx {
+    /// The label of the scores' block of horizons 1..=`last` on this server's grid.
+    pub fn block(&self, last: usize) -> String {
+        format::horizon_block(last, self.step_secs)
+    }
+
     /// An absolute path under the base path: `url("/models")` → `/hygrocast/models`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)

@@ -8,8 +8,15 @@ use super::Ctx;
 use crate::registry::runs::RunRecord;
 use crate::registry::versions::{PromotionRecord, VersionRecord};
 
-/// Column headers matching [`metric_cells`].
-pub const METRIC_HEADERS: [&str; 4] = ["MASE 1–24 h", "MASE 1–120 h", "80 % cov.", "95 % cov."];
+/// Column headers matching [`metric_cells`], the horizon blocks on this server's grid.
+pub fn metric_headers(ctx: &Ctx) -> [String; 4] {
+    [
+        format!("MASE {}", ctx.block(24)),
+        format!("MASE {}", ctx.block(120)),
+        "80 % cov.".into(),
+        "95 % cov.".into(),
+    ]
+}
 
 /// The headline backtest metrics of a version or candidate as table cells.
 pub fn metric_cells(m: &serde_json::Value) -> Markup {
@@ -63,7 +70,7 @@ pub fn models(
                         table #versions-table {
                             thead { tr {
                                 th scope="col" { "Sensor" } th scope="col" { "Version" } th scope="col" { "Model" } th scope="col" { "Status" }
-                                @for h in METRIC_HEADERS { th scope="col" class="num" { (h) } }
+                                @for h in metric_headers(ctx) { th scope="col" class="num" { (h) } }
                                 th scope="col" { "Created" }
                                 @if ctx.admin.is_some() { th scope="col" { span.visually-hidden { "Actions" } } }
                             } }
@@ -103,7 +110,7 @@ pub fn models(
                             thead { tr {
                                 th scope="col" { "Run" } th scope="col" { "Sensor" } th scope="col" { "Trigger" } th scope="col" { "Status" }
                                 th scope="col" { "Model" }
-                                @for h in METRIC_HEADERS { th scope="col" class="num" { (h) } }
+                                @for h in metric_headers(ctx) { th scope="col" class="num" { (h) } }
                                 th scope="col" { "Queued" } th scope="col" class="num" { "Duration" }
                             } }
                             tbody {

@@ -4,7 +4,7 @@
 use maud::{html, Markup};
 
 use super::chart::horizon_chart;
-use super::format::{badge, duration_ms, metric, num, pct, time};
+use super::format::{badge, duration_ms, horizon_block, metric, num, pct, time};
 use super::layout::{page, Nav};
 use super::Ctx;
 use crate::registry::runs::RunRecord;
@@ -48,6 +48,9 @@ pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str, version: Option<&VersionRecord>
             (name.clone(), v)
         })
         .collect();
+    // The run's own grid, which may predate a change of `forecast.step_secs`.
+    let step_secs = r.step_secs.map_or(ctx.step_secs, i64::from);
+    let (first_block, long_block) = (horizon_block(24, step_secs), horizon_block(120, step_secs));
     let title = format!("Run {} of {}", r.id, r.sensor);
     page(
         ctx,
@@ -124,9 +127,9 @@ pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str, version: Option<&VersionRecord>
                         table #backtest-table {
                             thead { tr {
                                 th scope="col" { "Model" }
-                                th scope="col" class="num" { "MASE 1–24 h" } th scope="col" class="num" { "MASE 1–120 h" }
-                                th scope="col" class="num" { "MAE 1–24 h" } th scope="col" class="num" { "MAE 1–120 h" }
-                                th scope="col" class="num" { "RMSE 1–24 h" } th scope="col" class="num" { "RMSE 1–120 h" }
+                                @for metric in ["MASE", "MAE", "RMSE"] {
+                                    th scope="col" class="num" { (metric) " " (first_block) } th scope="col" class="num" { (metric) " " (long_block) }
+                                }
                                 th scope="col" class="num" { "80 % cov." } th scope="col" class="num" { "95 % cov." }
                                 th scope="col" class="num" { "Fit (s)" } th scope="col" class="num" { "Origins" }
                             } }
@@ -151,7 +154,7 @@ pub fn run(ctx: &Ctx, r: &RunRecord, unit: &str, version: Option<&VersionRecord>
                     }
                     h3 { "Backtest error by horizon" }
                     figure.chart-box {
-                        (horizon_chart(&by_horizon, &format!("MAE ({unit})"), r.step_secs.map_or(3600, i64::from)))
+                        (horizon_chart(&by_horizon, &format!("MAE ({unit})"), step_secs))
                     }
                 }
             }

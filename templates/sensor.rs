@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use super::chart::{forecast_chart, sparkline, BandPoint, ForecastChart};
 use super::format::{age, ahead, badge, duration_ms, metric, num, pct, short_time, span, time};
 use super::layout::{page, Nav};
-use super::models::{metric_cells, METRIC_HEADERS};
+use super::models::{metric_cells, metric_headers};
 use super::Ctx;
 use crate::registry::monitor::LiveScore;
 use crate::registry::runs::RunRecord;
@@ -220,10 +220,10 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                             dt { "Model" } dd { (c.algorithm) " v" (c.version) @if c.baseline { " " span.badge.badge-baseline { "baseline" } } }
                             dt { "Since" } dd { (time(ctx, c.created_at)) }
                             dt { "Why" } dd { (c.status_reason) }
-                            dt { "Backtest MASE 1–24 h" } dd { (num(metric(&c.metrics, "mase_1_24"), 3)) }
-                            dt { "Backtest MASE 1–120 h" } dd { (num(metric(&c.metrics, "mase_1_120"), 3)) }
-                            dt { "MAE 1–24 h" } dd { (num(metric(&c.metrics, "mae_1_24"), 2)) " " (v.unit) }
-                            dt { "RMSE 1–24 h" } dd { (num(metric(&c.metrics, "rmse_1_24"), 2)) " " (v.unit) }
+                            dt { "Backtest MASE " (ctx.block(24)) } dd { (num(metric(&c.metrics, "mase_1_24"), 3)) }
+                            dt { "Backtest MASE " (ctx.block(120)) } dd { (num(metric(&c.metrics, "mase_1_120"), 3)) }
+                            dt { "MAE " (ctx.block(24)) } dd { (num(metric(&c.metrics, "mae_1_24"), 2)) " " (v.unit) }
+                            dt { "RMSE " (ctx.block(24)) } dd { (num(metric(&c.metrics, "rmse_1_24"), 2)) " " (v.unit) }
                             dt { "Interval coverage" } dd { "80 %: " (pct(metric(&c.metrics, "coverage_80"))) ", 95 %: " (pct(metric(&c.metrics, "coverage_95"))) }
                             dt { "Training run" } dd { a href=(ctx.url(&format!("/runs/{}", c.run_id))) { "run " (c.run_id) } }
                         }
@@ -250,7 +250,7 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                         table #live-table {
                             thead { tr {
                                 th scope="col" { "Scored" } th scope="col" class="num" { "Window" } th scope="col" class="num" { "Points" }
-                                th scope="col" class="num" { "MAE 1–24 h" } th scope="col" class="num" { "MASE 1–24 h" }
+                                th scope="col" class="num" { "MAE " (ctx.block(24)) } th scope="col" class="num" { "MASE " (ctx.block(24)) }
                                 th scope="col" class="num" { "80 % cov." } th scope="col" class="num" { "95 % cov." }
                             } }
                             tbody {
@@ -279,7 +279,7 @@ pub fn sensor(ctx: &Ctx, v: &SensorView) -> Markup {
                         table #versions-table {
                             thead { tr {
                                 th scope="col" { "Version" } th scope="col" { "Model" } th scope="col" { "Status" }
-                                @for h in METRIC_HEADERS { th scope="col" class="num" { (h) } }
+                                @for h in metric_headers(ctx) { th scope="col" class="num" { (h) } }
                                 th scope="col" { "Created" } th scope="col" { "Reason" }
                                 @if ctx.admin.is_some() { th scope="col" { span.visually-hidden { "Actions" } } }
                             } }

@@ -381,6 +381,39 @@ async fn the_horizon_selector_follows_the_configured_step() {
 }
 
 #[tokio::test]
+async fn score_labels_name_the_time_their_steps_reach() {
+    // Scores average horizons 1–24 and 1–120 *steps*: on 30-minute steps that is the first
+    // 12 and 60 hours, and the pages must not call them "1–24 h".
+    let app = app_with(|s| s.forecast.step_secs = 1800).await;
+    let id = sensor_with_data(&app, "half-hourly", 30).await;
+    let run = train(&app, id, Some(Algorithm::Naive)).await;
+    assert_eq!(run.step_secs, Some(1800));
+    let paths = [
+        "/".to_string(),
+        "/models".to_string(),
+        "/sensors/half-hourly".to_string(),
+        format!("/runs/{}", run.id),
+    ];
+    for path in &paths {
+        let (status, html) = page(&app, path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(
+            !html.contains("1–24 h") && !html.contains("1–120 h"),
+            "{path}: {html}"
+        );
+    }
+    let (_, html) = page(&app, "/").await;
+    assert!(html.contains("horizons 30 min–12 h, last 7 days"), "{html}");
+    let (_, html) = page(&app, "/models").await;
+    assert!(html.contains(">MASE 30 min–12 h</th>"), "{html}");
+    assert!(html.contains(">MASE 30 min–60 h</th>"), "{html}");
+    let (_, html) = page(&app, "/sensors/half-hourly").await;
+    assert!(html.contains("Backtest MASE 30 min–12 h"), "{html}");
+    let (_, html) = page(&app, &format!("/runs/{}", run.id)).await;
+    assert!(html.contains(">RMSE 30 min–60 h</th>"), "{html}");
+}
+
+#[tokio::test]
 async fn unknown_things_get_an_html_404() {
     let app = app_with(|_| {}).await;
     let (status, html) = page(&app, "/sensors/no-such-sensor").await;

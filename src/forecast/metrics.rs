@@ -33,6 +33,28 @@ pub struct Metrics {
     pub origins: usize,
 }
 
+/// The label of a block of horizons, steps 1..=`last` of `step_secs` each, by the time they
+/// reach: "1–24 h" on the default hourly grid, "10 min–4 h" on 10-minute steps. The scores'
+/// blocks count steps, so on any other grid "1–24 h" would misname them.
+pub fn horizon_block(last: usize, step_secs: i64) -> String {
+    let first = step_secs.max(1);
+    let end = first.saturating_mul(last as i64);
+    let time = |secs: i64| {
+        if secs % 3600 == 0 {
+            format!("{} h", secs / 3600)
+        } else if secs % 60 == 0 {
+            format!("{} min", secs / 60)
+        } else {
+            format!("{secs} s")
+        }
+    };
+    if first % 3600 == 0 {
+        format!("{}–{} h", first / 3600, end / 3600)
+    } else {
+        format!("{}–{}", time(first), time(end))
+    }
+}
+
 /// MASE denominator: mean |y[t] - y[t-period]| over `period <= t < end`, skipping gaps.
 pub fn mase_scale(values: &[Option<f64>], end: usize, period: usize) -> Result<f64, ForecastError> {
     let end = end.min(values.len());
@@ -160,6 +182,17 @@ pub(crate) fn median(mut xs: Vec<f64>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn horizon_blocks_name_the_time_they_reach() {
+        use super::horizon_block;
+        assert_eq!(horizon_block(24, 3600), "1–24 h");
+        assert_eq!(horizon_block(120, 3600), "1–120 h");
+        assert_eq!(horizon_block(24, 600), "10 min–4 h");
+        assert_eq!(horizon_block(120, 900), "15 min–30 h");
+        assert_eq!(horizon_block(24, 7200), "2–48 h");
+        assert_eq!(horizon_block(24, 90), "90 s–36 min");
+    }
+
     use super::*;
     use chrono::{DateTime, Utc};
 

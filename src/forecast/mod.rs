@@ -61,7 +61,7 @@ pub use evaluate::{
 pub use features::{period_for_step, FeatureSpec, Transform};
 pub use forest::ForestParams;
 pub use intervals::HorizonQuantiles;
-pub use metrics::{mase_scale, Metrics};
+pub use metrics::{horizon_block, mase_scale, Metrics};
 pub use models::{
     fit, Algorithm, FittedModel, Forecast, ForecastStep, ModelParams, MODEL_FORMAT_VERSION,
     SMARTCORE_VERSION,

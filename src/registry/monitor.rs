@@ -168,10 +168,11 @@ async fn apply_drift_rule(
         return Ok(None);
     }
     let limit = backtest_mase.map(|b| b * (1.0 + settings.monitor.degradation));
+    let block = crate::forecast::horizon_block(24, settings.forecast.step_secs);
     let reason = if live > 1.0 {
-        format!("live MASE 1–24 h {live:.3} is worse than seasonal naive (> 1.0)")
+        format!("live MASE {block} {live:.3} is worse than seasonal naive (> 1.0)")
     } else if let Some(limit) = limit.filter(|l| live > *l) {
-        format!("live MASE 1–24 h {live:.3} exceeds backtest {:.3} by more than {:.0} % (limit {limit:.3})",
+        format!("live MASE {block} {live:.3} exceeds backtest {:.3} by more than {:.0} % (limit {limit:.3})",
             backtest_mase.unwrap_or_default(), settings.monitor.degradation * 100.0)
     } else {
         return Ok(None);

@@ -195,6 +195,7 @@ async fn execute_inner(
         new_mase,
         fitted.champion_rescored,
         settings.registry.min_improvement,
+        settings.forecast.step_secs,
     );
     let table: Vec<serde_json::Value> = fitted
         .reports
@@ -403,6 +404,7 @@ fn decide(
     new_mase: Option<f64>,
     champion_rescored: Option<f64>,
     min_improvement: f64,
+    step_secs: i64,
 ) -> (bool, String) {
     let Some(champion) = champion else {
         return (true, "first model of this sensor".into());
@@ -413,16 +415,17 @@ fn decide(
     match (new_mase, champion_rescored) {
         (Some(new), Some(old)) => {
             let bar = old * (1.0 - min_improvement);
+            let block = crate::forecast::horizon_block(24, step_secs);
             if new <= bar {
                 (
                     true,
-                    format!("MASE 1–24 h {new:.3} vs champion v{} re-scored {old:.3} on the same window", champion.version),
+                    format!("MASE {block} {new:.3} vs champion v{} re-scored {old:.3} on the same window", champion.version),
                 )
             } else {
                 (
                     false,
                     format!(
-                        "not better: MASE 1–24 h {new:.3} vs champion v{} re-scored {old:.3} (needs ≤ {bar:.3})",
+                        "not better: MASE {block} {new:.3} vs champion v{} re-scored {old:.3} (needs ≤ {bar:.3})",
                         champion.version
                     ),
                 )

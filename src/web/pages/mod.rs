@@ -69,6 +69,7 @@ fn bare_context(state: &AppState) -> Ctx {
         admin: None,
         login_enabled: !ui.admin_password_hash.is_empty(),
         now: Utc::now(),
+        step_secs: state.settings.forecast.step_secs,
     }
 }
 
