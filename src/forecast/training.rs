@@ -15,7 +15,7 @@ use super::analog::{
     descriptors, neighbours, pooled_changes_grid, AnalogModel, Pooling, HOUR_WINDOW, K_BLOCKS,
 };
 use super::combine::{
-    blend_analog_horizon, blend_first_block, climatology_levels, combine, learn_weights,
+    blend_analog_horizon, blend_plain_from, climatology_levels, combine, learn_weights,
     CLIMATOLOGY_DAYS,
 };
 use super::features::{
@@ -588,7 +588,7 @@ fn fit_learned(
             ));
             // Without a trustworthy plain ridge its place holds no forecasts, and no weight.
             let (plain, plain_span) = match plain_preds {
-                Some(plain) => (plain, blend_first_block(filled)..usize::MAX),
+                Some(plain) => (plain, blend_plain_from(filled)..usize::MAX),
                 None => (Vec::new(), 0..0),
             };
             let members = [r, a, plain, c];
@@ -597,7 +597,8 @@ fn fit_learned(
                 .iter()
                 .map(|p| p.iter().map(|(_, a)| *a).collect())
                 .collect();
-            // Ridge at every horizon, analog in the first day, plain ridge after it.
+            // Ridge at every horizon, analog in the first block, plain ridge after it (on a
+            // grid finer than hourly, everywhere).
             let spans = [0..usize::MAX, 0..analog_horizon, plain_span];
             weights = learn_weights(
                 &members,
