@@ -31,10 +31,10 @@
 //! 0.926 / 1.415) for a fifth less time per backtest.
 //!
 //! On a grid finer than hourly, "the first day" of the analog's rule is the first 24 steps
-//! ([`blend_first_block`]): there a 120-step forecast lies wholly within a day, and the
-//! plain ridge would never take part. There the plain ridge has a say from the first step
-//! ([`blend_plain_from`]): in the first hours on 10-minute steps it is not the weakest
-//! member, as it is in the first hours of an hourly day.
+//! ([`blend_first_block`]): there a 120-step forecast lies wholly within a day. There, and
+//! on a series whose daily cycle is weak (a room's), the plain ridge has a say from the
+//! first step ([`blend_plain_from`]): it is the weakest member only in the first hours of
+//! a strong daily cycle.
 //!
 //! The weights are learned on the inner-validation forecasts that `training` already makes
 //! (members fitted before the split forecast the origins after it, so every forecast is out
@@ -93,18 +93,30 @@ pub fn blend_first_block(frame: &FeatureFrame<'_>) -> usize {
     }
 }
 
+/// Below this share of its variance in the mean daily cycle
+/// ([`FeatureFrame::daily_cycle_share`]) a series' cycle is weak, and the plain ridge has a
+/// say in the Blend's first block too.
+pub const WEAK_DAILY_CYCLE: f64 = 0.2;
+
 /// First horizon index (0-based) at which the Blend's plain ridge may have weight: after
-/// the first block ([`blend_first_block`]) on hourly or coarser grids, from the first step
-/// on a finer one. On eight indoor rooms at 10-minute steps (`SERIES=indoor10`) a say in
-/// the first 24 steps took the blend from 0.693 / 1.020 to 0.678 / 1.018 (steps 1-24 /
-/// 1-120; the best established tool 0.676 / 1.011): seven rooms better at steps 1-24,
-/// room 9, where the last value beats every model in the first hours, most (0.695 →
-/// 0.658), room 4 0.2 % worse, and no room worse at steps 1-120. On hourly data the same say costs the outdoor years 0.751 → 0.759 at 1-24 h:
-/// there the first block is a whole day, in whose first hours the plain ridge is the
-/// weakest member. Only the weights learned at training follow this rule, so models
-/// fitted before it keep theirs.
-pub fn blend_plain_from(frame: &FeatureFrame<'_>) -> usize {
-    if frame.period() > LAGS_PER_DAY {
+/// the first block ([`blend_first_block`]) where the series has a strong daily cycle, from
+/// the first step where its cycle is weak (`cycle_share`, of the original values, below
+/// [`WEAK_DAILY_CYCLE`]) or the grid is finer than hourly.
+///
+/// In the first hours of a strong cycle the rich ridge, whose weights depend on the
+/// origin's time of day, and the analog know more than the plain ridge, whose share there
+/// cost the outdoor years 0.751 → 0.759 at 1-24 h (Amsterdam 0.552 → 0.567). Where the
+/// cycle is weak they know no more: the eight indoor rooms (hourly, shares 0.005–0.165)
+/// all gained at 1-24 h, 0.926 → 0.910, and so did Sand Point (0.05, 0.836 → 0.834),
+/// while the other outdoor years hold 0.24–0.34. On eight rooms at 10-minute steps
+/// (`SERIES=indoor10`) a say in the first 24 steps took the blend from 0.693 / 1.020 to
+/// 0.678 / 1.018 (steps 1-24 / 1-120): seven rooms better at steps 1-24, room 9, where
+/// the last value beats every model in the first hours, most (0.695 → 0.658), room 4
+/// 0.2 % worse, and no room worse at steps 1-120. Only the weights learned at training
+/// follow this rule, so models fitted before it keep theirs.
+pub fn blend_plain_from(frame: &FeatureFrame<'_>, cycle_share: Option<f64>) -> usize {
+    let weak = cycle_share.is_some_and(|s| s < WEAK_DAILY_CYCLE);
+    if frame.period() > LAGS_PER_DAY || weak {
         0
     } else {
         blend_first_block(frame)

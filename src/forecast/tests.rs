@@ -1252,3 +1252,23 @@ fn on_ten_minute_steps_the_blends_analog_weighs_the_first_24_steps_and_the_plain
         &weights[..6]
     );
 }
+
+#[test]
+fn the_blends_plain_ridge_has_a_say_in_the_first_day_only_where_the_daily_cycle_is_weak() {
+    // The same synthetic weather, with the outdoor-like daily swing and with a faint one.
+    let first_day_plain_weight = |amplitude: f64| {
+        let series = generate(&SyntheticSpec {
+            days: 60,
+            daily_amplitude: amplitude,
+            gap_rate: 0.0,
+            ..SyntheticSpec::default()
+        });
+        let model = fit(&series, Algorithm::Blend, &ForecastConfig::default()).expect("fit");
+        let models::Estimator::Blend { weights, .. } = &model.estimator else {
+            panic!("a blend");
+        };
+        weights[..24].iter().map(|w| w[2]).fold(0.0, f64::max)
+    };
+    assert_eq!(first_day_plain_weight(16.0), 0.0, "strong cycle: none");
+    assert!(first_day_plain_weight(1.0) > 0.0, "weak cycle: a say");
+}

@@ -588,7 +588,11 @@ fn fit_learned(
             ));
             // Without a trustworthy plain ridge its place holds no forecasts, and no weight.
             let (plain, plain_span) = match plain_preds {
-                Some(plain) => (plain, blend_plain_from(filled)..usize::MAX),
+                Some(plain) => {
+                    let share = filled.daily_cycle_share(ctx.values);
+                    tracing::debug!(?share, "daily cycle's share of the variance");
+                    (plain, blend_plain_from(filled, share)..usize::MAX)
+                }
                 None => (Vec::new(), 0..0),
             };
             let members = [r, a, plain, c];
@@ -597,8 +601,8 @@ fn fit_learned(
                 .iter()
                 .map(|p| p.iter().map(|(_, a)| *a).collect())
                 .collect();
-            // Ridge at every horizon, analog in the first block, plain ridge after it (on a
-            // grid finer than hourly, everywhere).
+            // Ridge at every horizon, analog in the first block, plain ridge after it (where
+            // the daily cycle is weak or the grid finer than hourly, everywhere).
             let spans = [0..usize::MAX, 0..analog_horizon, plain_span];
             weights = learn_weights(
                 &members,
