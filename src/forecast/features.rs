@@ -367,12 +367,12 @@ impl<'a> FeatureFrame<'a> {
         Some(row)
     }
 
-    /// Fraction of the UTC day at step `i`.
     /// The share of the variance of `values` (this frame's calendar, any scale) that the
     /// mean daily cycle holds: each value's departure from the mean of the day centred on
     /// it, averaged by time of day, and the variance of that profile over the variance of
     /// the values themselves. Outdoor humidity's strong cycle holds about 0.24–0.34 of it,
-    /// a room's 0.01–0.17. `None` on less than two days of complete centred days.
+    /// a room's 0.005–0.17. `None` when fewer than two days of values have a complete
+    /// centred day.
     pub fn daily_cycle_share(&self, values: &[Option<f64>]) -> Option<f64> {
         let p = self.period;
         let half = p / 2;
@@ -427,6 +427,7 @@ impl<'a> FeatureFrame<'a> {
         (var_y > 0.0).then(|| var_p / var_y)
     }
 
+    /// Fraction of the UTC day at step `i`.
     fn day_phase(&self, i: usize) -> f64 {
         let secs = self
             .start_unix
