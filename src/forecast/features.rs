@@ -376,54 +376,37 @@ impl<'a> FeatureFrame<'a> {
     pub fn daily_cycle_share(&self, values: &[Option<f64>]) -> Option<f64> {
         let p = self.period;
         let half = p / 2;
-        if values.len() < p + 1 {
-            return None;
+        // Prefix sums of the values and of the gaps: any day's mean is two lookups.
+        let (mut sums, mut gaps) = (vec![0.0], vec![0usize]);
+        for v in values {
+            sums.push(sums[sums.len() - 1] + v.unwrap_or(0.0));
+            gaps.push(gaps[gaps.len() - 1] + usize::from(v.is_none()));
         }
-        // Running sum and gap count over the window [t - half, t - half + p).
-        let (mut sum, mut gaps) = (0.0, 0usize);
-        for v in &values[..p] {
-            match v {
-                Some(x) => sum += x,
-                None => gaps += 1,
-            }
-        }
-        let mut points: Vec<(usize, f64, f64)> = Vec::new();
-        let mut t = half;
-        loop {
-            if gaps == 0 {
-                if let Some(y) = values[t] {
-                    let k = (self.day_phase(t) * p as f64).round() as usize % p;
-                    points.push((k, y, y - sum / p as f64));
-                }
-            }
-            let (out, inc) = (t - half, t - half + p);
-            if inc >= values.len() {
-                break;
-            }
-            match values[out] {
-                Some(x) => sum -= x,
-                None => gaps -= 1,
-            }
-            match values[inc] {
-                Some(x) => sum += x,
-                None => gaps += 1,
-            }
-            t += 1;
-        }
-        if points.len() < 2 * p {
-            return None;
-        }
+        // Per time of day: the summed departures from the centred day's mean and their
+        // count; over all points, the sums of the values and of their squares.
         let mut profile = vec![(0.0, 0usize); p];
-        for &(k, _, d) in &points {
-            profile[k].0 += d;
+        let (mut n, mut sy, mut syy) = (0usize, 0.0, 0.0);
+        let last = (values.len() + half + 1).saturating_sub(p);
+        for (t, v) in values.iter().enumerate().take(last).skip(half) {
+            let (lo, hi) = (t - half, t - half + p);
+            let Some(y) = v.filter(|_| gaps[hi] == gaps[lo]) else {
+                continue;
+            };
+            let k = (self.day_phase(t) * p as f64).round() as usize % p;
+            profile[k].0 += y - (sums[hi] - sums[lo]) / p as f64;
             profile[k].1 += 1;
+            (n, sy, syy) = (n + 1, sy + y, syy + y * y);
         }
-        let n = points.len() as f64;
-        let mean = |f: &dyn Fn(&(usize, f64, f64)) -> f64| points.iter().map(f).sum::<f64>() / n;
-        let at = |k: usize| profile[k].0 / profile[k].1.max(1) as f64;
-        let (my, mp) = (mean(&|q| q.1), mean(&|q| at(q.0)));
-        let var_y = mean(&|q| (q.1 - my).powi(2));
-        let var_p = mean(&|q| (at(q.0) - mp).powi(2));
+        if n < 2 * p {
+            return None;
+        }
+        let n = n as f64;
+        let at = profile
+            .iter()
+            .map(|&(d, c)| (d / c.max(1) as f64, c as f64));
+        let mp = at.clone().map(|(a, c)| a * c).sum::<f64>() / n;
+        let var_p = at.map(|(a, c)| c * (a - mp).powi(2)).sum::<f64>() / n;
+        let var_y = syy / n - (sy / n).powi(2);
         (var_y > 0.0).then(|| var_p / var_y)
     }
 
