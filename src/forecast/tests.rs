@@ -519,10 +519,11 @@ fn blend_weights_are_a_convex_combination_that_follows_the_holdout() {
 
 #[test]
 fn the_climatology_share_minimises_absolute_not_squared_error() {
-    use super::combine::learn_weights;
+    use super::combine::{learn_weights, CLIMATOLOGY_SHRINK};
     // Ridge and analog say 0, the climatology says 1. Four pairs in five come out at 1; the
-    // fifth is a -20 outlier. Least absolute error: all climatology (λ = 1). Least squares
-    // would follow the mean (-3.2) and give the climatology nothing.
+    // fifth is a -20 outlier. Least absolute error: all climatology (λ = 1), of which the
+    // blend serves CLIMATOLOGY_SHRINK. Least squares would follow the mean (-3.2) and give
+    // the climatology nothing.
     let (n, horizon) = (200, 12);
     let actual: Vec<Vec<f64>> = (0..horizon)
         .map(|_| {
@@ -543,7 +544,40 @@ fn the_climatology_share_minimises_absolute_not_squared_error() {
         &[],
         &[0..usize::MAX, 0..8, 4..usize::MAX],
     ) {
-        assert!((w[3] - 1.0).abs() < 1e-9, "{w:?}");
+        assert!((w[3] - CLIMATOLOGY_SHRINK).abs() < 1e-9, "{w:?}");
+    }
+}
+
+#[test]
+fn the_blend_serves_half_the_climatology_share_the_holdout_asks_for() {
+    use super::combine::learn_weights;
+    // Every held-out actual is 10; the ridge and the plain ridge say 0 and the climatology
+    // says 10, so the holdout asks for all climatology (λ = 1) at every horizon. Served: half
+    // of it, the other half left to the mix of the others in their own proportions (the
+    // ridge and the plain ridge err alike, so they share it equally).
+    let (n, horizon) = (200, 48);
+    let actual = vec![vec![10.0; n]; horizon];
+    let members = [
+        vec![vec![0.0; n]; horizon],
+        vec![vec![0.0; n]; 24],
+        vec![vec![0.0; n]; horizon],
+        vec![vec![10.0; n]; horizon],
+    ];
+    let w = learn_weights(
+        &members,
+        &actual,
+        &[],
+        &[0..usize::MAX, 0..24, 24..usize::MAX],
+    );
+    assert_eq!(w.len(), horizon);
+    for (h, wh) in w.iter().enumerate() {
+        assert!((wh[3] - 0.5).abs() < 1e-9, "{h}: {wh:?}");
+        assert!((wh.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{h}: {wh:?}");
+        let other = if h < 24 { wh[1] } else { wh[2] };
+        assert!(
+            (wh[0] - 0.25).abs() < 1e-9 && (other - 0.25).abs() < 1e-9,
+            "{h}: {wh:?}"
+        );
     }
 }
 
