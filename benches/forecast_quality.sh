@@ -18,6 +18,11 @@
 #                                                steps (--step-secs 600, 30 days scored,
 #                                                120 steps = 20 h ahead): a sensor served on
 #                                                a finer grid than hourly
+#   SERIES=heldout PEERS=1 benches/...           five more stations (dry Boulder and Phoenix,
+#                                                coastal New Jersey, Almeria), first run once
+#                                                the engine was done: a check on series no
+#                                                setting was chosen on. Confirm with it; do
+#                                                not tune on it, or it stops being held out
 #
 # Peer scores do not depend on hygrocast, so they are cached per series and peer in
 # target/rh-data/peers.json (peers-last<N>d.json with TAIL_DAYS; delete it to re-measure); the first run takes ~5 min for the two
@@ -39,8 +44,8 @@ TAIL_DAYS=${TAIL_DAYS:-}
 [[ -z "$TAIL_DAYS" || "$TAIL_DAYS" =~ ^[1-9][0-9]*$ ]] ||
     { echo "TAIL_DAYS must be a whole number of days, got '$TAIL_DAYS'" >&2; exit 2; }
 SERIES=${SERIES:-outdoor}
-[[ "$SERIES" = outdoor || "$SERIES" = indoor || "$SERIES" = indoor10 ]] ||
-    { echo "SERIES must be outdoor, indoor or indoor10, got '$SERIES'" >&2; exit 2; }
+[[ "$SERIES" =~ ^(outdoor|indoor|indoor10|heldout)$ ]] ||
+    { echo "SERIES must be outdoor, indoor, indoor10 or heldout, got '$SERIES'" >&2; exit 2; }
 ROOMS=benches/data/uci_appliances_indoor_rh.csv
 PER_DAY=24
 if [ "$SERIES" = indoor10 ]; then
@@ -61,11 +66,15 @@ mkdir -p "$DATA"
     "$VENV/bin/pip" download -q pvlib==0.16.1 --no-deps --only-binary :all: -d "$DATA"
 [ -f "$DATA/pvlib-0.16.1.tar.gz" ] ||
     "$VENV/bin/pip" download -q pvlib==0.16.1 --no-deps --no-binary :all: -d "$DATA"
+[ "$SERIES" != heldout ] || [ -f "$DATA/bifacial_radiance-0.5.4.tar.gz" ] ||
+    "$VENV/bin/pip" download -q bifacial_radiance==0.5.4 --no-deps --no-binary :all: -d "$DATA"
 
 # Regenerated every run (2 s) so the CSVs can never lag behind rh_series.py.
 rm -rf "$DATA/csv" "$DATA/json"
 mkdir -p "$DATA/json" "$DATA/csv"
-if [ "$SERIES" != outdoor ]; then
+if [ "$SERIES" = heldout ]; then
+    "$VENV/bin/python" benches/rh_series.py "$DATA/csv" "$DATA" heldout 2>/dev/null
+elif [ "$SERIES" != outdoor ]; then
     # One committed file with a column per room: one ts,value CSV per room.
     "$VENV/bin/python" - "$ROOMS" "$DATA/csv" <<'EOF'
 import csv, pathlib, sys
