@@ -12,9 +12,11 @@ same release ships (tests/data/).
 SET `heldout`: five more stations from the test fixtures of bifacial_radiance 0.5.4's sdist
 (bifacial_radiance-0.5.4.tar.gz in DIST_DIR), first run when the engine was done: a check
 on series no engine setting was ever chosen on, to be kept that way. Boulder (TMY2) and
-McGuire AFB (TMY3) as EPW files, 15 months of Solargis RH at Almeria, and two files that
-carry dew point and temperature in whole degrees instead of RH (a Phoenix PSM3 TMY, a
-Boulder NSRDB year), converted with the Magnus formula as weather stations do.
+McGuire AFB (TMY3) as EPW files (station measurements), 15 months of Solargis RH at
+Almeria, and two NSRDB files that carry dew point and temperature in whole degrees instead
+of RH (a Phoenix PSM3 TMY, a Boulder year), converted with the Magnus formula as weather
+stations do. Solargis and NSRDB take their weather from reanalysis models, so those three
+are smoother than a sensor; so are the PVGIS and NSRDB years of the outdoor set.
 
 Typical years splice months from different years, and we want one series per file with
 no artificial gaps, so every file is read as one continuous year in file order and
@@ -48,7 +50,7 @@ def archive_reader(dist, sdist_name, folder, wheel_glob=None):
     if wheel_glob:
         wheel = zipfile.ZipFile(next(dist.glob(wheel_glob)))
         for n in wheel.namelist():
-            if n.startswith("pvlib/data/"):
+            if folder in n:
                 files[n.rsplit("/", 1)[1]] = lambda n=n: wheel.read(n)  # the sdist's bytes too
     return lambda name: files[name]().decode("latin-1")
 
@@ -135,6 +137,8 @@ def main():
     out = pathlib.Path(sys.argv[1])
     dist = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else out.parent
     which = sys.argv[3] if len(sys.argv) > 3 else "outdoor"
+    if which not in ("outdoor", "heldout"):
+        sys.exit(f"SET must be outdoor or heldout, got {which!r}")
     if which == "heldout":
         read = archive_reader(dist, "bifacial_radiance-0.5.4.tar.gz", "/tests/")
         series = HELDOUT
