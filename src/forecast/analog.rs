@@ -17,7 +17,7 @@ pub const DESCRIPTOR: usize = 27;
 /// The differences from the level at lags 1..=24 (in 24ths of a day) count in the distance
 /// with weight `exp(-lag / RECENCY_LAGS)`: what the last hours did says more about what comes
 /// next than the shape of the night before. Equal weights were worse on five of seven
-/// held-out stations at 1-24 h and six at 1-120 h; 8 and 4 weighed the last hours too
+/// outdoor bench years at 1-24 h and six at 1-120 h; 8 and 4 weighed the last hours too
 /// heavily (worse at 1-24 h on four and five stations).
 const RECENCY_LAGS: f64 = 12.0;
 
@@ -73,7 +73,7 @@ impl Pooling {
 /// The median is the best constant under absolute error and ignores the odd neighbour whose
 /// rain or fog came at another moment; the mean uses every neighbour's size. Which one
 /// forecasts a sensor better is a property of its climate, so inner validation picks it
-/// (the median alone was better on five of seven held-out stations and worse on two).
+/// (the median alone was better on five of the seven outdoor bench years and worse on two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Summary {
     Mean,

@@ -51,7 +51,7 @@
 //!    future can only fade. Least absolute error because forecasts are judged by MAE and
 //!    humidity errors are heavy-tailed (fog and rain pin it at 100 %); the least-squares
 //!    optimum `Σ(y-b)(c-b) / Σ(c-b)²` it replaced scored 0.4 % worse at 1–120 h on the
-//!    mean of seven held-out stations. Half of that λ is served ([`CLIMATOLOGY_SHRINK`]):
+//!    mean of the seven outdoor bench years. Half of that λ is served ([`CLIMATOLOGY_SHRINK`]):
 //!    the estimate is noisy, and shrunk toward none it made the forecasts better on every
 //!    bench set.
 //!
@@ -138,7 +138,7 @@ const LEARNED: usize = MEMBERS - 1;
 /// Weights when nothing can be learned: the equal Ridge/Analog blend.
 pub const PRIOR: [f64; MEMBERS] = [0.5, 0.5, 0.0, 0.0];
 /// Days averaged by the climatology member. Short, so it follows changes of season and
-/// weather regime (14 and 7 days were worse on held-out stations at both horizon blocks).
+/// weather regime (14 and 7 days were worse on the outdoor bench years at both horizon blocks).
 pub const CLIMATOLOGY_DAYS: usize = 3;
 /// Age, in days before the last held-out origin, at which a held-out pair's errors count
 /// half as much in both stages of the weights (Bates and Granger's discounted errors): which
