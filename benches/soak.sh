@@ -16,7 +16,9 @@
 # forecasts every minute and the prune job every few minutes, on a 5-minute grid so that
 # every few minutes there is something new to retrain on.
 #
-# Every SAMPLE_SECS it prints: the server's resident memory (VmRSS), PostgreSQL's
+# Every SAMPLE_SECS it prints: the server's resident memory (VmRSS) and the part of it the
+# program has allocated (glibc's count, from /metrics: resident memory creeping while this
+# stays flat is fragmentation, not a leak), PostgreSQL's
 # proportional share (Pss, summed over its processes, so shared buffers count once), the
 # data directory on disk, readings stored, training runs by outcome, queued runs and 5xx
 # answers so far (from /metrics, the server's own count).
@@ -48,6 +50,9 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Killed or interrupted, still clean up: bash runs the EXIT trap only when it exits itself.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 export HYGROCAST_SERVER__BIND="127.0.0.1:$PORT"
 export HYGROCAST_DATABASE__DATA_DIR="$WORK/data"
@@ -121,9 +126,9 @@ FAILED='^hygrocast_training_runs_total\{status="failed"\}'
 SERVER_ERRORS='^hygrocast_http_requests_total\{.*status="5'
 
 echo "soak: $SENSORS sensors with ${DAYS} days of history, retrain cron '$RETRAIN_CRON', $SOAK_MINUTES min, $PROFILE build"
-printf '%8s %12s %12s %10s %9s %7s %7s %7s %5s\n' \
-    "min" "server MiB" "postgres MiB" "disk MiB" "readings" "runs ok" "failed" "queued" "5xx"
-trained_rss=()
+printf '%8s %12s %10s %12s %10s %9s %7s %7s %7s %5s\n' \
+    "min" "server MiB" "heap MiB" "postgres MiB" "disk MiB" "readings" "runs ok" "failed" "queued" "5xx"
+trained_rss=() trained_heap=()
 end=$((SECONDS + SOAK_MINUTES * 60))
 while :; do
     rss=$(kib_of VmRSS status "$SERVE_PID")
@@ -131,10 +136,12 @@ while :; do
     ok=$(metric "$SUCCEEDED")
     # Memory once every sensor has been trained: before that, the models and caches a
     # serving process always holds are not all loaded yet.
-    [ "$ok" -ge "$SENSORS" ] && trained_rss+=("$rss")
-    printf '%8.1f %12.1f %12.1f %10.1f %9d %7d %7d %7d %5d\n' \
+    heap=$(metric '^hygrocast_heap_allocated_bytes$')
+    if [ "$ok" -ge "$SENSORS" ]; then trained_rss+=("$rss") trained_heap+=("$((heap / 1024))"); fi
+    printf '%8.1f %12.1f %10.1f %12.1f %10.1f %9d %7d %7d %7d %5d\n' \
         "$(echo "$SECONDS $end $SOAK_MINUTES" | awk '{ print $3 - ($2 - $1) / 60 }')" \
-        "$(echo "$rss" | awk '{ print $1 / 1024 }')" "$(echo "$pss" | awk '{ print $1 / 1024 }')" \
+        "$(echo "$rss" | awk '{ print $1 / 1024 }')" "$(echo "$heap" | awk '{ print $1 / 1048576 }')" \
+        "$(echo "$pss" | awk '{ print $1 / 1024 }')" \
         "$(du -sk "$WORK/data" | awk '{ print $1 / 1024 }')" \
         "$(metric "$STORED")" "$ok" "$(metric "$FAILED")" \
         "$(metric '^hygrocast_training_runs_queued')" "$(metric "$SERVER_ERRORS")"
@@ -160,7 +167,12 @@ prune=$(metric '^hygrocast_scheduler_job_last_success_timestamp_seconds\{job="pr
 # A fit's working memory comes and goes (the trainer hands it back to the OS after each
 # fit): a leak shows as a later half that sits higher than the earlier one, not as one
 # high sample, and the least sample of a half is the server between fits.
-echo "${trained_rss[@]}" | awk '
+# halves WHAT KIB...: the median of the first and second half of the samples, the most and
+# the least of each half.
+halves() {
+    local what=$1
+    shift
+    echo "$@" | awk -v what="$what" '
 # The median of fields lo..hi (insertion sort: mawk has no asort).
 function median(lo, hi,    k, i, j, v, x) {
     k = 0
@@ -178,15 +190,18 @@ function least(lo, hi,    i, v) {
 }
 {
     h = int(NF / 2)
-    if (h < 1) { print "server memory: too few samples after every sensor was trained"; exit }
+    if (h < 1) { print what ": too few samples after every sensor was trained"; exit }
     for (i = 1; i <= NF; i++) if ($i > m) m = $i
     a = median(1, h); b = median(h + 1, NF)
-    printf "server memory once every sensor was trained: median %.1f MiB in the first half of the samples, %.1f MiB in the second (%+.1f MiB), %.1f MiB at most\n",
-        a / 1024, b / 1024, (b - a) / 1024, m / 1024
+    printf "%s once every sensor was trained: median %.1f MiB in the first half of the samples, %.1f MiB in the second (%+.1f MiB), %.1f MiB at most\n",
+        what, a / 1024, b / 1024, (b - a) / 1024, m / 1024
     # The least sample of each half is the memory between fits, when one fell in it.
-    printf "server memory between fits (least sample of each half): %.1f MiB, then %.1f MiB\n",
-        least(1, h) / 1024, least(h + 1, NF) / 1024
+    printf "%s between fits (least sample of each half): %.1f MiB, then %.1f MiB\n",
+        what, least(1, h) / 1024, least(h + 1, NF) / 1024
 }'
+}
+halves "server memory" "${trained_rss[@]}"
+halves "heap allocated" "${trained_heap[@]}"
 echo "readings: $accepted acknowledged, $stored stored; training runs: $ok succeeded, $failed failed; 5xx: $errors"
 # Versions, and how many of them retention left without their fitted model.
 versions=0 pruned=0

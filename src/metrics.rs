@@ -9,12 +9,14 @@
 //!   scheduler jobs, the pool): read when Prometheus scrapes, so every replica reports
 //!   the same truth and nothing has to be kept in step in memory;
 //! - the standard `process_*` metrics of this process (memory, CPU, files), read from
-//!   `/proc/self` at scrape time (`process`).
+//!   `/proc/self` at scrape time (`process`), and what its allocator holds (`heap`), so a
+//!   creeping resident size can be told apart as a leak or as fragmentation.
 //!
 //! Encoding is prometheus-client's Prometheus text format (0.0.4), which `promtool check
 //! metrics` reads. Names: `hygrocast_` prefix, base units, counters end in `_total` (the
 //! crate adds the suffix; registering a name that already has it is a bug it catches).
 
+mod heap;
 mod process;
 
 use std::sync::atomic::AtomicU64;
@@ -352,6 +354,9 @@ pub async fn render(pool: &Pool) -> Result<String, std::fmt::Error> {
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: database state unavailable"),
         Err(_) => tracing::warn!("metrics: database state query timed out"),
+    }
+    if let Some(heap) = heap::HeapStats::read() {
+        heap.register(&mut scrape);
     }
     scrape.register(
         "database_up",

@@ -105,6 +105,11 @@ async fn metrics_lists_our_families_and_counts_requests_by_route_pattern() {
     let now = cpu_ticks() as f64 / 100.0;
     assert!((0.02..=now).contains(&cpu), "{cpu} s of CPU, {now} s now");
     assert!(sample(&before, "process_open_fds").is_some_and(|n| n >= 3.0));
+    // What the allocator holds (glibc): some of it in use, never more than was ever mapped.
+    let allocated = sample(&before, "hygrocast_heap_allocated_bytes").expect("heap allocated");
+    let virt = sample(&before, "process_virtual_memory_bytes").expect("virtual memory");
+    assert!(allocated > 0.0 && allocated < virt, "{allocated} of {virt}");
+    assert!(sample(&before, "hygrocast_heap_free_bytes").is_some());
     assert_eq!(
         sample(&before, "hygrocast_db_pool_max_connections"),
         Some(app.settings.database.pool_size as f64)
