@@ -205,7 +205,7 @@ fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
         .headers()
         .map_err(|e| ForecastError::Input(e.to_string()))?
         .clone();
-    let col = |name: &str| {
+    let col = |name: &str, flag: &str| {
         let exact = headers.iter().position(|h| h.trim() == name);
         exact
             .or_else(|| {
@@ -216,12 +216,16 @@ fn read_csv(opts: &EvaluateOptions) -> Result<CsvSeries, ForecastError> {
             .ok_or_else(|| {
                 let found: Vec<&str> = headers.iter().map(str::trim).collect();
                 ForecastError::Input(format!(
-                    "no column {name:?} in the CSV (its columns: {})",
+                    "no column {name:?} in the CSV (its columns: {}); name the one to read \
+                     with {flag}",
                     found.join(", ")
                 ))
             })
     };
-    let (ts_i, v_i) = (col(&opts.ts_col)?, col(&opts.value_col)?);
+    let (ts_i, v_i) = (
+        col(&opts.ts_col, "--ts-col")?,
+        col(&opts.value_col, "--value-col")?,
+    );
     let (lower, upper) = opts.kind.valid_range();
     let mut out = CsvSeries::default();
     for (line, rec) in rdr.records().enumerate() {

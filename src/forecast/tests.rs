@@ -1089,7 +1089,7 @@ fn evaluate_names_the_row_of_a_cell_that_is_no_value_or_no_time() {
         panic!("there is no column rh");
     };
     assert!(
-        msg.contains("no column \"rh\" in the CSV (its columns: ts, value)"),
+        msg.contains("no column \"rh\" in the CSV (its columns: ts, value); name the one to read with --value-col"),
         "{msg}"
     );
 }
