@@ -20,8 +20,20 @@ pub(super) struct HeapStats {
 impl HeapStats {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     pub fn read() -> Option<Self> {
+        // Looked up at run time rather than linked: mallinfo2 is glibc 2.33's (2021), and a
+        // build on an older glibc (Debian 11, Ubuntu 20.04) must still link and run, without
+        // these metrics.
+        type MallInfo2 = unsafe extern "C" fn() -> libc::mallinfo2;
+        static MALLINFO2: std::sync::OnceLock<Option<MallInfo2>> = std::sync::OnceLock::new();
+        let mallinfo2 = (*MALLINFO2.get_or_init(|| {
+            // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up.
+            let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mallinfo2".as_ptr()) };
+            // SAFETY: glibc's mallinfo2 has exactly this signature.
+            (!sym.is_null())
+                .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, MallInfo2>(sym) })
+        }))?;
         // SAFETY: mallinfo2 has no preconditions; it takes each arena's lock while it reads.
-        let info = unsafe { libc::mallinfo2() };
+        let info = unsafe { mallinfo2() };
         Some(HeapStats {
             allocated_bytes: (info.uordblks + info.hblkhd) as f64,
             free_bytes: info.fordblks as f64,
